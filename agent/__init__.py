@@ -1,0 +1,9 @@
+"""internvl-agent: a local InternVL3 model operating a browser or a desktop."""
+
+from agent.loop import Agent
+from agent.parsing import parse_action
+from agent.policy import Decision, Policy
+from agent.trajectory import Step, Trajectory
+from tools.errors import AgentError
+
+__all__ = ["Agent", "AgentError", "Decision", "Policy", "Step", "Trajectory", "parse_action"]

@@ -1,0 +1,126 @@
+"""The agent: observe -> decide -> (ground) -> act -> record, one step per model call.
+
+`Agent.steps(goal)` yields each `Step` as soon as it is on disk, so callers can watch a
+run live; `Agent.run(goal)` drives it to the end and returns the `Trajectory`.
+The run ends at `finish` or `fail`, at `max_steps` (every model call counts, parsed or
+not), or after more than `max_retries` unusable replies or failed actions in a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from agent.policy import Policy
+from agent.prompts import PROMPT_VERSION
+from agent.trajectory import Outcome, Step, Trajectory
+from model.base import GenerationConfig, VisionLanguageModel
+from tools.actions import BaseAction, Fail, Finish, Type, is_ungrounded
+from tools.executor import ActionResult, Executor
+from tools.registry import ToolAction, ToolRegistry
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(
+        self,
+        model: VisionLanguageModel,
+        executor: Executor,
+        *,
+        max_steps: int,
+        max_retries: int = 3,
+        registry: ToolRegistry | None = None,
+        generation: GenerationConfig | None = None,
+        runs_dir: Path | str = "runs",
+        surface: str = "web browser",
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.model = model
+        self.executor = executor
+        self.max_steps = max_steps
+        self.max_retries = max_retries
+        self.registry = registry if registry is not None else ToolRegistry()
+        self.policy = Policy(model, registry=self.registry, generation=generation, surface=surface)
+        self.runs_dir = Path(runs_dir)
+        self.trajectory: Trajectory | None = None
+
+    def run(self, goal: str, *, run_id: str | None = None) -> Trajectory:
+        for _ in self.steps(goal, run_id=run_id):
+            pass
+        assert self.trajectory is not None
+        return self.trajectory
+
+    def steps(self, goal: str, *, run_id: str | None = None) -> Iterator[Step]:
+        meta = {"model": getattr(self.model, "name", type(self.model).__name__),
+                "prompt_version": PROMPT_VERSION, "max_steps": self.max_steps}
+        trajectory = Trajectory.create(self.runs_dir, goal=goal, run_id=run_id, meta=meta)
+        self.trajectory = trajectory
+        outcome: Outcome = "max_steps"
+        answer: str | None = None
+        failures_in_a_row = 0
+        try:
+            for index in range(1, self.max_steps + 1):
+                step = self._step(index, goal, trajectory)
+                yield step
+                if step.ok and isinstance(action := step.action, dict):
+                    if action.get("action") == "finish":
+                        outcome, answer = "finished", action.get("answer")
+                        break
+                    if action.get("action") == "fail":
+                        outcome, answer = "failed", action.get("reason")
+                        break
+                failures_in_a_row = 0 if step.ok else failures_in_a_row + 1
+                if failures_in_a_row > self.max_retries:
+                    outcome = "too_many_errors"
+                    break
+        except GeneratorExit:
+            outcome = "stopped"
+            raise
+        finally:
+            trajectory.end(outcome, answer)
+            log.info("run %s ended: %s after %d steps", trajectory.run_dir, outcome, len(trajectory))
+
+    def _step(self, index: int, goal: str, trajectory: Trajectory) -> Step:
+        t0 = time.perf_counter()
+        observation = self.executor.observe()
+        observe_ms = (time.perf_counter() - t0) * 1e3
+        decision = self.policy.decide(goal, observation, trajectory.steps)
+        result: ActionResult | None = None
+        act_ms = 0.0
+        if decision.action is not None:
+            if isinstance(decision.action, Type) and decision.action.secret:
+                trajectory.add_secret(decision.action.text)
+            t1 = time.perf_counter()
+            result = self._act(decision.action)
+            act_ms = (time.perf_counter() - t1) * 1e3
+        step = Step(
+            index=index,
+            observation=observation.metadata(),
+            model_text=decision.text,
+            action=decision.action.model_dump(mode="json") if decision.action is not None else None,
+            parse_error=decision.parse_error,
+            result=result,
+            timings_ms={
+                "observe": round(observe_ms, 2),
+                "model": round(decision.model_ms, 2),
+                "parse": round(decision.parse_ms, 2),
+                "act": round(act_ms, 2),
+            },
+        )
+        return trajectory.append(step, observation.image)
+
+    def _act(self, action: BaseAction) -> ActionResult:
+        if isinstance(action, Finish | Fail):
+            return ActionResult(ok=True)
+        if isinstance(action, ToolAction):
+            return self.registry.call(action)
+        if is_ungrounded(action):
+            # Grounding of described targets arrives with agent/grounding.py.
+            return ActionResult.failure("targets described in words are not supported yet: give x and y")
+        return self.executor.execute(action)

@@ -1,0 +1,389 @@
+"""Model text -> one validated action. A ParseError's message is written for the model.
+
+Formats, most preferred first (prose and thoughts around the action are ignored):
+
+1. `<tool_call>{"name": "click", "arguments": {"x": 500, "y": 300}}</tool_call>`
+2. a JSON object, bare or fenced, `{"name": ..., "arguments": {...}}` or `{"action": "click", ...}`
+3. a call such as `click(x=500, y=300)`, read with `ast`; only literal values are accepted
+4. InternVL grounding, `<ref>..</ref><box>[[x1, y1, x2, y2]]</box>` or a bare `[[...]]`:
+   a left click at the box centre
+
+The first format that appears decides: a malformed `<tool_call>` is reported to the model
+rather than silently replaced by some other match further down. Points arrive in
+InternVL's 0..1000 space and leave as pixels of the screenshot (`image_size`); this is
+the only place that conversion happens.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, BaseAction
+from tools.errors import ParseError
+from tools.registry import ToolRegistry, format_validation_error
+
+__all__ = ["EXAMPLE", "MAX_SCAN", "ParseError", "parse_action", "to_pixels"]
+
+MAX_SCAN = 20_000  # characters of model output looked at; an action is never longer
+_MAX_TRIES = 48  # candidate positions tried per format, so hostile input stays linear-ish
+EXAMPLE = '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 300}}</tool_call>'
+
+# Anything that a malformed literal can make the standard library raise while reading it.
+_READ_ERRORS = (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError)
+
+_GUI_MODELS: dict[str, type[BaseModel]] = {
+    cls.model_fields["action"].default: cls for cls in GUI_ACTION_CLASSES
+}
+_POINT_FIELDS = ("x", "y")
+_END_FIELDS = ("start", "end")
+# Natural positional forms, e.g. click(512, 300), type("hi"), wait(2).
+_POSITIONAL: dict[str, tuple[str, ...]] = {
+    "click": ("x", "y"),
+    "move": ("x", "y"),
+    "drag": ("start", "end"),
+    "type": ("text",),
+    "navigate": ("url",),
+    "finish": ("answer",),
+    "fail": ("reason",),
+    "wait": ("seconds",),
+}
+
+_TOOL_CALL_RE = re.compile(r"<tool_call>", re.IGNORECASE)
+_OBJECT_RE = re.compile(r"\{\s*[\"']")
+_CALL_RE = re.compile(r"(?<![\w-])([A-Za-z_]\w{0,63})\(")
+_NUM = r"\s*([-+]?\d+(?:\.\d+)?)\s*"
+_BOX_RE = re.compile(rf"\[\[{_NUM},{_NUM},{_NUM},{_NUM}\]")
+_SIGNIFICANT = {"{": re.compile(r"[\\\"'{}]"), "(": re.compile(r"[\\\"'()]")}
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One action the model seems to have written: a flat payload, or why it is unreadable."""
+
+    payload: dict[Any, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Space:
+    """What the parse can produce: action names, their models, and the validating adapter."""
+
+    adapter: TypeAdapter[Any]
+    models: dict[str, type[BaseModel]]
+
+    @classmethod
+    def of(cls, registry: ToolRegistry | None) -> _Space:
+        if registry is None or not len(registry):
+            return cls(ACTION_ADAPTER, _GUI_MODELS)
+        tools = {name: registry.model_for(name) for name in registry.names}
+        return cls(registry.union_adapter(), {**_GUI_MODELS, **tools})
+
+
+def parse_action(
+    text: str, *, image_size: tuple[int, int], registry: ToolRegistry | None = None
+) -> BaseAction:
+    """Read one action from model output; raise ParseError with feedback for the model.
+
+    `image_size` is (width, height) of the screenshot the model saw: GUI points are
+    converted to its pixels. Tool actions from `registry` are validated but not converted.
+    """
+    width, height = image_size
+    if not all(isinstance(v, int) and v >= 1 for v in (width, height)):
+        raise ValueError(f"image_size must be two positive ints (width, height), got {image_size!r}")
+    space = _Space.of(registry)
+    scanned = text[:MAX_SCAN] if isinstance(text, str) else ""
+    candidate = _first_candidate(scanned, space)
+    if candidate is None:
+        raise _feedback("no action found", space)
+    if candidate.error is not None or candidate.payload is None:
+        raise _feedback(candidate.error or "no action found", space)
+    return _validate(candidate.payload, space, (width, height))
+
+
+def to_pixels(value: object, size: int, *, field: str = "coordinate") -> int:
+    """Map one InternVL coordinate (0..1000) onto `size` pixels: round(v * (size - 1) / 1000)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field} must be a number from 0 to 1000, not {_short(value)}")
+    if not 0 <= value <= 1000:  # also false for NaN; no float() that could overflow on a huge int
+        raise ValueError(f"{field} must be from 0 to 1000 (relative to the image), got {_short(value)}")
+    return round(value * (size - 1) / 1000)
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def _short(value: object, limit: int = 40) -> str:
+    try:
+        shown = repr(value)
+    except Exception:  # a repr can only fail on exotic objects; the type name will do
+        shown = type(value).__name__
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _feedback(problem: str, space: _Space) -> ParseError:
+    names = ", ".join(sorted(space.models))
+    if len(names) > 220:
+        names = names[:217].rsplit(",", 1)[0] + ", ..."
+    problem = problem if len(problem) <= 240 else problem[:237] + "..."
+    return ParseError(f"{problem.rstrip('.')}. Valid actions: {names}. Write one action, e.g. {EXAMPLE}")
+
+
+# -- finding candidates ----------------------------------------------------------------------
+
+
+def _first_candidate(text: str, space: _Space) -> _Candidate | None:
+    finders = (_tool_calls, _json_objects, _known_calls, _boxes, _unknown_calls)
+    for finder in finders:
+        found = next(finder(text, space), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _tool_calls(text: str, space: _Space) -> Iterator[_Candidate]:
+    match = _TOOL_CALL_RE.search(text)
+    if match is None:
+        return
+    # The closing tag is optional: generation often stops right before it.
+    start = text.find("{", match.end(), match.end() + 200)
+    value = _read_object(text, start) if start >= 0 else None
+    candidate = _payload(value) if value is not None else None
+    yield candidate or _Candidate(error='<tool_call> must hold {"name": ..., "arguments": {...}}')
+
+
+def _json_objects(text: str, space: _Space) -> Iterator[_Candidate]:
+    for tries, match in enumerate(_OBJECT_RE.finditer(text)):
+        if tries >= _MAX_TRIES:
+            return
+        value = _read_object(text, match.start())
+        candidate = _payload(value) if value is not None else None
+        if candidate is not None:
+            yield candidate
+
+
+def _read_object(text: str, start: int) -> Any:
+    """The JSON (or Python-literal) object starting at `start`, or None."""
+    try:
+        value, _ = _DECODER.raw_decode(text, start)
+        return value
+    except _READ_ERRORS:
+        pass
+    end = _closing(text, start, "{", "}")
+    if end is None:
+        return None
+    try:  # models often write Python literals (True, None, single quotes) inside the braces
+        return ast.literal_eval(_parse(text[start:end]))
+    except _READ_ERRORS:
+        return None
+
+
+def _parse(source: str) -> ast.expr:
+    """ast-parse one expression; nothing is evaluated.
+
+    Warnings ("invalid escape sequence") are silenced so that the result does not depend
+    on the process's warning filters, and model output never prints to the console.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source, mode="eval").body
+
+
+def _closing(text: str, start: int, open_: str, close: str) -> int | None:
+    """Index just past the bracket that closes text[start], skipping quoted strings."""
+    depth, quote, escaped = 0, "", -1
+    # Jump from one significant character to the next: long prose costs regex time only.
+    for match in _SIGNIFICANT[open_].finditer(text, start):
+        i, ch = match.start(), match.group()
+        if i == escaped:
+            continue
+        if quote:
+            if ch == "\\":
+                escaped = i + 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == open_:
+            depth += 1
+        elif ch == close:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _payload(value: Any) -> _Candidate | None:
+    """Flatten `{"name", "arguments"}` or `{"action", ...}` into `{"action": name, **args}`."""
+    if not isinstance(value, dict):
+        return None
+    action, nested = value.get("action"), "arguments" in value or "parameters" in value
+    if isinstance(action, str) and not nested:
+        return _Candidate(payload=dict(value))
+    if isinstance(action, str):  # {"action": "click", "arguments": {...}}
+        name: Any = action
+    elif "name" in value:
+        name = value["name"]
+    else:
+        return _Candidate(error="'action' must be the action name as a string") if "action" in value else None
+    if not isinstance(name, str):
+        return _Candidate(error="'name' must be the action name as a string")
+    if nested:
+        args = value.get("arguments", value.get("parameters"))
+    else:  # {"name": "click", "x": 1, "y": 2}
+        args = {k: v for k, v in value.items() if k != "name"}
+    if isinstance(args, str):  # OpenAI sends arguments as a JSON string
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except _READ_ERRORS:
+            return _Candidate(error=f"{_short(name)}: 'arguments' is not valid JSON")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        return _Candidate(error=f"{_short(name)}: 'arguments' must be an object")
+    if args.get("action", name) != name:
+        return _Candidate(error=f"{_short(name)}: 'arguments' must not name another action")
+    return _Candidate(payload={**args, "action": name})
+
+
+def _known_calls(text: str, space: _Space) -> Iterator[_Candidate]:
+    yield from _calls(text, space, known=True)
+
+
+def _unknown_calls(text: str, space: _Space) -> Iterator[_Candidate]:
+    # Tried last, only so that `tap(1, 2)` gets "unknown action 'tap'" instead of silence.
+    yield from _calls(text, space, known=False)
+
+
+def _calls(text: str, space: _Space, *, known: bool) -> Iterator[_Candidate]:
+    tries = 0
+    for match in _CALL_RE.finditer(text):
+        name = match.group(1)
+        if (name in space.models) != known:
+            continue
+        tries += 1
+        if tries > _MAX_TRIES:
+            return
+        end = _closing(text, match.end() - 1, "(", ")")
+        if end is None:
+            if known:
+                yield _Candidate(error=f"{name}(...) is missing its closing parenthesis")
+            continue
+        candidate = _read_call(name, text[match.start() : end], space)
+        if known or candidate.payload is not None:
+            yield candidate
+
+
+def _read_call(name: str, source: str, space: _Space) -> _Candidate:
+    """`name(args)` -> payload, reading each argument with ast.literal_eval: nothing is run."""
+    try:
+        call = _parse(source)
+    except _READ_ERRORS:
+        return _Candidate(error=f"{name}(...) is not a valid call; write {name}(field=value, ...)")
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+        return _Candidate(error=f"{name}(...) is not a valid call; write {name}(field=value, ...)")
+    try:
+        args = [ast.literal_eval(node) for node in call.args]
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    except _READ_ERRORS:  # Starred, **kw, names, calls, operators: code, not values
+        return _Candidate(error=f"{name}: argument values must be literals (numbers, strings, lists)")
+    if None in kwargs:
+        return _Candidate(error=f"{name}: argument values must be literals (numbers, strings, lists)")
+    return _positional(name, args, kwargs, space)
+
+
+def _positional(name: str, args: list[Any], kwargs: dict[Any, Any], space: _Space) -> _Candidate:
+    """Give positional arguments their field names, with a few natural special forms."""
+    if name not in space.models:  # kept only to report "unknown action" to the model
+        return _Candidate(payload={**kwargs, "action": name})
+    if name == "key" and args:  # key("ctrl", "s") or key(["ctrl", "s"])
+        args = [list(args[0]) if len(args) == 1 and isinstance(args[0], list | tuple) else list(args)]
+        fields: tuple[str, ...] = ("keys",)
+    elif name in ("click", "move") and len(args) == 1 and isinstance(args[0], str):
+        fields = ("target",)  # click("the Submit button")
+    elif name == "drag" and len(args) == 4:  # drag(x1, y1, x2, y2)
+        args, fields = [list(args[:2]), list(args[2:])], _POSITIONAL["drag"]
+    elif name in _POSITIONAL:
+        fields = _POSITIONAL[name]
+    elif name in _GUI_MODELS:
+        fields = ()
+    else:  # a registered tool: parameters in declaration order
+        model = space.models[name]
+        fields = tuple(info.alias or f for f, info in model.model_fields.items() if f != "action")
+    if len(args) > len(fields):
+        shown = f" ({', '.join(fields)})" if fields else ""
+        return _Candidate(error=f"{name} takes {len(fields)} positional argument(s){shown}; name the others")
+    payload: dict[Any, Any] = dict(zip(fields, args, strict=False))
+    for key, value in kwargs.items():
+        if key in payload:
+            return _Candidate(error=f"{name}: {key} is given twice")
+        payload[key] = value
+    payload["action"] = name
+    return _Candidate(payload=payload)
+
+
+def _boxes(text: str, space: _Space) -> Iterator[_Candidate]:
+    match = _BOX_RE.search(text)
+    if match is None:
+        return
+    x1, y1, x2, y2 = (float(g) for g in match.groups())
+    # Every corner must be in range, not just the centre: a wild corner means a wild box.
+    if not all(0 <= v <= 1000 for v in (x1, y1, x2, y2)):
+        yield _Candidate(error=f"box {match.group(0)[:60]}]: corners must be from 0 to 1000")
+    else:
+        yield _Candidate(payload={"action": "click", "x": (x1 + x2) / 2, "y": (y1 + y2) / 2})
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def _validate(payload: dict[Any, Any], space: _Space, size: tuple[int, int]) -> BaseAction:
+    name = payload.get("action")
+    if not isinstance(name, str) or name not in space.models:
+        close = difflib.get_close_matches(str(name)[:64], list(space.models), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise _feedback(f"unknown action {_short(name)}{hint}", space)
+    if name in _GUI_MODELS:
+        try:
+            payload = _to_screenshot(payload, size)
+        except ValueError as exc:
+            raise _feedback(f"{name}: {exc}", space) from None
+    try:
+        action = space.adapter.validate_python(payload)
+    except ValidationError as exc:
+        detail = format_validation_error(exc, action=name, model=space.models[name])
+        raise _feedback(f"{name}: {detail}", space) from None
+    except _READ_ERRORS as exc:  # a validator choking on an exotic literal
+        raise _feedback(f"{name}: invalid arguments ({type(exc).__name__})", space) from None
+    try:  # every action is written to the trajectory, so it must encode ("\\udc00" in JSON won't)
+        action.model_dump_json()
+    except (ValueError, TypeError):
+        raise _feedback(f"{name}: arguments must be plain UTF-8 text (no lone surrogates)", space) from None
+    return action  # type: ignore[no-any-return]
+
+
+def _to_screenshot(payload: dict[Any, Any], size: tuple[int, int]) -> dict[Any, Any]:
+    """Convert GUI points from model space to screenshot pixels; normalise key lists."""
+    fields = _GUI_MODELS[payload["action"]].model_fields
+    out = dict(payload)
+    for axis, field in enumerate(_POINT_FIELDS):
+        if field in fields and out.get(field) is not None:
+            out[field] = to_pixels(out[field], size[axis], field=field)
+    for field in _END_FIELDS:
+        point = out.get(field)
+        if field in fields and isinstance(point, list | tuple) and len(point) == 2:
+            out[field] = [to_pixels(v, size[i], field=f"{field}[{i}]") for i, v in enumerate(point)]
+    for field in ("keys", "modifiers"):  # "ctrl+s" is a common way to write ["ctrl", "s"]
+        value = out.get(field)
+        if field in fields and isinstance(value, str):
+            out[field] = value.split("+") if len(value) > 1 else [value]
+    return out

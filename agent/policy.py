@@ -1,0 +1,104 @@
+"""The policy: (goal, observation, history) -> one parsed action, through a model.
+
+It owns the conversation format. History goes back to the model as text, one line per
+earlier step, with parse errors and failed actions spelled out so the model can
+correct itself; only the current screenshot is sent, which keeps every prompt the same
+size however long the run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.parsing import ParseError, parse_action
+from agent.prompts import step_prompt, system_prompt
+from agent.trajectory import Step
+from model.base import Completion, GenerationConfig, Message, VisionLanguageModel
+from tools.actions import BaseAction
+from tools.executor import Observation
+from tools.registry import ToolRegistry
+
+__all__ = ["Decision", "Policy"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The model's reply, and the action parsed from it or the reason it did not parse."""
+
+    text: str
+    action: BaseAction | None
+    parse_error: str | None
+    completion: Completion
+    model_ms: float
+    parse_ms: float
+
+
+class Policy:
+    def __init__(
+        self,
+        model: VisionLanguageModel,
+        *,
+        registry: ToolRegistry | None = None,
+        generation: GenerationConfig | None = None,
+        history_limit: int = 10,
+        surface: str = "web browser",
+    ) -> None:
+        self.model = model
+        self.registry = registry if registry is not None else ToolRegistry()
+        self.generation = generation if generation is not None else GenerationConfig(max_new_tokens=256)
+        self.history_limit = history_limit
+        self._system = system_prompt(self.registry.openai_tools(), surface=surface)
+
+    @property
+    def system(self) -> str:
+        return self._system
+
+    def messages(self, goal: str, observation: Observation, history: Sequence[Step]) -> list[Message]:
+        lines = [_history_line(s) for s in history[-self.history_limit:]]
+        text = step_prompt(goal, step=len(history) + 1, history=lines, url=observation.url)
+        return [Message.system(self._system), Message.user(observation.image, text)]
+
+    def decide(self, goal: str, observation: Observation, history: Sequence[Step]) -> Decision:
+        messages = self.messages(goal, observation, history)
+        t0 = time.perf_counter()
+        completion = self.model.generate(messages, self.generation)
+        t1 = time.perf_counter()
+        try:
+            action: BaseAction | None = parse_action(
+                completion.text, image_size=observation.size, registry=self.registry
+            )
+            error = None
+        except ParseError as exc:
+            action, error = None, exc.message
+        t2 = time.perf_counter()
+        return Decision(completion.text, action, error, completion, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+
+def _history_line(step: Step) -> str:
+    feedback = step.feedback()
+    if step.action is None:
+        return f"{step.index}. {feedback}"
+    call = json.dumps(_in_model_space(step.action, step.observation.get("size")), separators=(",", ":"))
+    if feedback:
+        return f"{step.index}. {call} -> {feedback}"
+    output = step.result.output if step.result is not None else None
+    return f"{step.index}. {call} -> ok" + (f": {output}" if output else "")
+
+
+def _in_model_space(action: dict[str, object], size: object) -> dict[str, object]:
+    """Show earlier actions in the 0..1000 space the model speaks, not in pixels."""
+    if not (isinstance(size, list | tuple) and len(size) == 2):
+        return action
+    w, h = max(int(size[0]) - 1, 1), max(int(size[1]) - 1, 1)
+    out = dict(action)
+    for key, scale in (("x", w), ("y", h)):
+        if isinstance(out.get(key), int):
+            out[key] = round(out[key] * 1000 / scale)
+    for key in ("start", "end"):
+        point = out.get(key)
+        if isinstance(point, list | tuple) and len(point) == 2:
+            out[key] = [round(point[0] * 1000 / w), round(point[1] * 1000 / h)]
+    return out

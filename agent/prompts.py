@@ -1,0 +1,50 @@
+"""Every prompt the agent sends, in one place. Bump PROMPT_VERSION when one changes:
+trajectories record it, so a change in behaviour can be traced to a change in wording."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt"]
+
+PROMPT_VERSION = "2026-11-26.1"
+
+# InternVL's own grounding prompt; the answer is <ref>..</ref><box>[[x1, y1, x2, y2]]</box>.
+GROUNDING_PROMPT = (
+    "Please provide the bounding box coordinate of the region this sentence describes: <ref>{}</ref>"
+)
+
+_SYSTEM = """You are a GUI agent. You see a screenshot of a {surface} and act on it, one action per reply, \
+until the user's goal is done.
+
+Coordinates are integers from 0 to 1000, relative to the screenshot: (0, 0) is the top-left corner and \
+(1000, 1000) the bottom-right, whatever its size in pixels.
+
+Reply with one short thought, then exactly one action as a tool call:
+<tool_call>{{"name": "click", "arguments": {{"x": 500, "y": 300}}}}</tool_call>
+
+When the goal is done, call finish (with the answer, if the goal asks a question). If it cannot be done, \
+call fail with the reason.
+
+The actions you can call, as JSON schemas:
+{tools}"""
+
+
+def system_prompt(tools: Sequence[dict[str, Any]], *, surface: str = "web browser") -> str:
+    """The system prompt: the rules, and the whole action space as OpenAI function schemas."""
+    listing = "\n".join(json.dumps(t["function"], separators=(",", ":")) for t in tools)
+    return _SYSTEM.format(surface=surface, tools=listing)
+
+
+def step_prompt(goal: str, *, step: int, history: Sequence[str], url: str | None = None) -> str:
+    """The user turn that goes with each screenshot."""
+    lines = [f"Goal: {goal}"]
+    if url:
+        lines.append(f"Current URL: {url}")
+    if history:
+        lines.append("Previous steps:")
+        lines.extend(history)
+    lines.append(f"Step {step}: what is the next action?")
+    return "\n".join(lines)

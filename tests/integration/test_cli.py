@@ -1,0 +1,60 @@
+"""The `internvl-agent` command, run as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli import DEMO_PAGE
+
+CLI = [sys.executable, "-c", "from agent.cli import main; main()"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_run_with_the_tiny_model_writes_one_record_per_step(tmp_path):
+    proc = _cli("run", "click OK", "--url", DEMO_PAGE.as_uri(), "--model", "tiny", "--max-steps", "3",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().rsplit("trajectory: ", 1)[1])
+    run_dir = run_dir if run_dir.is_absolute() else tmp_path / run_dir
+    lines = (run_dir / "steps.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    records = [json.loads(line) for line in lines]
+    assert [r["index"] for r in records] == [1, 2, 3]
+    for record in records:
+        # Random weights write garbage: each step is either a parse error or an action with a result.
+        assert (record["parse_error"] is None) == (record["action"] is not None)
+        assert record["observation"]["size"] == [1280, 720]
+        assert (run_dir / record["screenshot"]).exists()
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] in {"max_steps", "finished", "failed"}
+
+
+def test_a_model_that_is_not_here_is_one_line_and_exit_2(tmp_path):
+    proc = _cli("run", "click OK", "--url", DEMO_PAGE.as_uri(), "--model", "internvl3-78b", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--model" in lines[0], proc.stderr
+
+
+def test_a_path_that_does_not_exist_is_one_line_and_exit_2(tmp_path):
+    proc = _cli("run", "g", "--url", DEMO_PAGE.as_uri(), "--model", str(tmp_path / "nope"), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(tmp_path / "nope") in proc.stderr
+
+
+def test_a_url_without_a_scheme_is_one_line_and_exit_2(tmp_path):
+    proc = _cli("run", "g", "--url", "example", "--model", "tiny", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "http://" in proc.stderr

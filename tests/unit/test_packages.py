@@ -1,0 +1,36 @@
+"""Each package's public surface, and the promise that `import agent` stays light."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+MODULES = [
+    "agent", "agent.loop", "agent.parsing", "agent.policy", "agent.prompts", "agent.trajectory",
+    "agent.errors", "agent.cli", "tools", "tools.actions", "tools.keys", "tools.registry",
+    "tools.executor", "tools.errors", "tools.browser", "model", "model.base", "model.scripted",
+    "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "tasks",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_name_in_all_exists(name):
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names what it lacks: {missing}"
+
+
+def test_importing_the_packages_loads_no_heavy_dependency():
+    code = (
+        "import sys, agent, tools, model, tasks, agent.cli, tools.browser, model.internvl\n"
+        "heavy = ('torch', 'transformers', 'playwright', 'pyautogui', 'mss')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,141 @@
+"""Our InternVL tiling against transformers' own GotOcr2 processor: same grid, same pixels."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.preprocess import IMAGENET_MEAN, IMAGENET_STD, Tiles, select_grid, tile_image
+
+transformers = pytest.importorskip("transformers")
+from transformers import GotOcr2ImageProcessorPil  # noqa: E402
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas  # noqa: E402
+
+# One 8-bit level in normalized units, per channel, plus float32 rounding.
+ONE_LEVEL = np.array([1 / 255 / s for s in IMAGENET_STD], dtype=np.float32)[None, :, None, None] + 1e-5
+
+_rng = random.Random(7)
+SIZES = [
+    # tiny
+    (1, 1), (3, 7), (7, 3), (2, 2), (1, 100), (100, 1), (13, 13),
+    # extreme aspect ratios
+    (10000, 50), (50, 3000), (5000, 20), (20, 5000), (4000, 100), (3000, 37),
+    # screens, desktop and mobile
+    (1280, 720), (1920, 1080), (1366, 768), (1440, 900), (1024, 768), (800, 600),
+    (2560, 1440), (390, 844), (828, 1792), (1080, 1920), (1280, 800), (3840, 2160),
+    # the tie-break: (1,1) vs (2,2) flips at area 0.5*448*448*4, (2,1) vs (4,2) at 0.5*448*448*8
+    (448, 448), (633, 633), (634, 634), (950, 950), (951, 951), (1260, 630), (1300, 650), (896, 448),
+    # random sizes, most of them not divisible by their grid
+    *[(_rng.randint(16, 2400), _rng.randint(16, 2400)) for _ in range(24)],
+]
+SETTINGS = [(1, 12), (1, 6), (2, 12), (1, 1), (4, 24), (1, 40), (12, 12)]
+
+
+def _reference(min_tiles: int, max_tiles: int) -> GotOcr2ImageProcessorPil:
+    return GotOcr2ImageProcessorPil(
+        crop_to_patches=True,
+        min_patches=min_tiles,
+        max_patches=max_tiles,
+        size={"height": 448, "width": 448},
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+    )
+
+
+def _image(width: int, height: int, seed: int, mode: str = "RGB") -> Image.Image:
+    """Noise on a gradient: the hardest content for a resampler, plus smooth regions."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 160, width, dtype=np.float32)[None, :, None]
+    noise = rng.integers(0, 96, (height, width, 4))
+    pixels = np.clip(ramp + noise, 0, 255).astype(np.uint8)
+    if mode == "RGBA":
+        return Image.fromarray(pixels, "RGBA")
+    return Image.fromarray(pixels[..., :3], "RGB").convert(mode)
+
+
+def test_grid_matches_transformers_for_every_setting_and_many_sizes():
+    rng = random.Random(11)
+    sizes = [*SIZES, *[(rng.randint(1, 6000), rng.randint(1, 6000)) for _ in range(400)]]
+    for min_tiles, max_tiles in SETTINGS:
+        for width, height in sizes:
+            expected = get_optimal_tiled_canvas((height, width), (448, 448), min_tiles, max_tiles)
+            ours = select_grid(width, height, min_tiles=min_tiles, max_tiles=max_tiles)
+            assert ours == tuple(expected), (width, height, min_tiles, max_tiles)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_tiles_match_transformers_within_one_level(width, height):
+    max_tiles = 6 if width * height > 4_000_000 else 12  # a smaller canvas keeps the suite quick
+    image = _image(width, height, seed=width * 10007 + height)
+    ours = tile_image(image, max_tiles=max_tiles)
+    ref = _reference(1, max_tiles)(image, return_tensors="np")
+
+    cols, rows = ours.grid
+    assert ours.grid == get_optimal_tiled_canvas((height, width), (448, 448), 1, max_tiles)
+    assert ours.num_tiles == int(ref["num_patches"][0]) == cols * rows + (cols * rows > 1)
+    assert ours.pixel_values.dtype == np.float32
+    assert ours.pixel_values.shape == ref["pixel_values"].shape == (ours.num_tiles, 3, 448, 448)
+    assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= ONE_LEVEL).all()
+
+
+@pytest.mark.parametrize(("min_tiles", "max_tiles", "size"), [(2, 12, (500, 500)), (4, 24, (3000, 120))])
+def test_other_tile_limits_match_transformers(min_tiles, max_tiles, size):
+    image = _image(*size, seed=3)
+    ours = tile_image(image, min_tiles=min_tiles, max_tiles=max_tiles)
+    ref = _reference(min_tiles, max_tiles)(image, return_tensors="np")
+    assert ours.num_tiles == int(ref["num_patches"][0])
+    assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= ONE_LEVEL).all()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "LA"])
+def test_non_rgb_images_are_converted_as_transformers_does(mode):
+    image = _image(700, 300, seed=5, mode=mode)
+    ours = tile_image(image, max_tiles=4)
+    ref = _reference(1, 4)(image, return_tensors="np")
+    assert ours.pixel_values.shape == ref["pixel_values"].shape
+    assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= ONE_LEVEL).all()
+
+
+def test_a_single_tile_grid_gets_no_thumbnail_and_thumbnail_can_be_turned_off():
+    square = tile_image(_image(300, 300, seed=1))
+    assert square.grid == (1, 1) and square.num_tiles == 1
+
+    wide = _image(1280, 720, seed=2)
+    with_thumb = tile_image(wide, max_tiles=4)
+    without = tile_image(wide, max_tiles=4, thumbnail=False)
+    assert with_thumb.grid == (2, 1)
+    assert with_thumb.num_tiles == without.num_tiles + 1 == 3
+    np.testing.assert_array_equal(with_thumb.pixel_values[:-1], without.pixel_values)
+
+
+def test_tiles_are_row_major():
+    # Four flat quadrants: each tile of a 2x2 grid must be exactly one colour.
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]
+    pixels = np.zeros((896, 896, 3), dtype=np.uint8)
+    for i, colour in enumerate(colours):
+        r, c = divmod(i, 2)
+        pixels[r * 448 : (r + 1) * 448, c * 448 : (c + 1) * 448] = colour
+    tiles = tile_image(Image.fromarray(pixels), max_tiles=4)
+    assert tiles.grid == (2, 2)
+    for i, colour in enumerate(colours):
+        centre = tiles.pixel_values[i, :, 224, 224]
+        expected = (np.array(colour) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+        np.testing.assert_allclose(centre, expected, atol=1e-5)
+
+
+def test_bad_tile_limits_are_rejected():
+    image = _image(10, 10, seed=0)
+    with pytest.raises(ValueError, match="min_tiles"):
+        tile_image(image, min_tiles=3, max_tiles=2)
+    with pytest.raises(ValueError, match="min_tiles"):
+        tile_image(image, min_tiles=0)
+
+
+def test_tiles_is_a_frozen_record():
+    tiles = tile_image(_image(5, 5, seed=0))
+    assert isinstance(tiles, Tiles)
+    with pytest.raises(AttributeError):
+        tiles.grid = (2, 2)  # type: ignore[misc]
