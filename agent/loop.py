@@ -61,26 +61,29 @@ class Agent:
                 "prompt_version": PROMPT_VERSION, "max_steps": self.max_steps}
         trajectory = Trajectory.create(self.runs_dir, goal=goal, run_id=run_id, meta=meta)
         self.trajectory = trajectory
-        outcome: Outcome = "max_steps"
+        outcome: Outcome = "max_steps"  # unless a step ends the run earlier
         answer: str | None = None
         failures_in_a_row = 0
         try:
             for index in range(1, self.max_steps + 1):
                 step = self._step(index, goal, trajectory)
                 yield step
-                if step.ok and isinstance(action := step.action, dict):
-                    if action.get("action") == "finish":
-                        outcome, answer = "finished", action.get("answer")
-                        break
-                    if action.get("action") == "fail":
-                        outcome, answer = "failed", action.get("reason")
-                        break
+                done = step.action if step.ok and step.action else {}
+                if done.get("action") == "finish":
+                    outcome, answer = "finished", done.get("answer")
+                    break
+                if done.get("action") == "fail":
+                    outcome, answer = "failed", done.get("reason")
+                    break
                 failures_in_a_row = 0 if step.ok else failures_in_a_row + 1
                 if failures_in_a_row > self.max_retries:
                     outcome = "too_many_errors"
                     break
-        except GeneratorExit:
+        except GeneratorExit:  # the caller stopped iterating
             outcome = "stopped"
+            raise
+        except BaseException:  # the executor or the model broke; the steps so far are on disk
+            outcome = "error"
             raise
         finally:
             trajectory.end(outcome, answer)

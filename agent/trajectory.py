@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Step", "Trajectory", "new_run_id"]
 
-Outcome = Literal["running", "finished", "failed", "max_steps", "too_many_errors", "stopped"]
+Outcome = Literal["running", "finished", "failed", "max_steps", "too_many_errors", "stopped", "error"]
 REDACTED = "[secret]"
 
 

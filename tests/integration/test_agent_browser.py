@@ -98,3 +98,15 @@ def test_tiny_real_model_runs_to_max_steps_with_parse_errors_recorded(demo_brows
         # Random weights: the reply is recorded as it came, and whatever failed is said.
         assert step.timings_ms["model"] > 0
         assert step.ok or step.feedback()
+
+
+def test_a_model_that_breaks_mid_run_leaves_the_steps_so_far_and_an_error_outcome(demo_browser, tmp_path):
+    # The script runs out after one reply: the second call raises, as a crashed backend would.
+    model = ScriptedModel(['wait(seconds=0.1)'])
+    agent = Agent(model, demo_browser, max_steps=5, runs_dir=tmp_path)
+    with pytest.raises(IndexError):
+        agent.run("g")
+    assert agent.trajectory is not None
+    run = json.loads((agent.trajectory.run_dir / "run.json").read_text())
+    assert (run["outcome"], run["steps"]) == ("error", 1)
+    assert len(Trajectory.read_steps(agent.trajectory.run_dir)) == 1
