@@ -12,7 +12,7 @@ MODULES = [
     "agent", "agent.loop", "agent.parsing", "agent.policy", "agent.prompts", "agent.trajectory",
     "agent.errors", "agent.cli", "tools", "tools.actions", "tools.keys", "tools.registry",
     "tools.executor", "tools.errors", "tools.browser", "model", "model.base", "model.scripted",
-    "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "tasks",
+    "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages", "tasks",
 ]
 
 
