@@ -9,6 +9,8 @@ from model.base import Message
 from model.messages import as_messages, decode_data_url, to_openai
 from tools.errors import AgentError
 
+BROKEN_PNG = "data:image/png;base64,AAAA"
+
 
 def test_openai_dicts_with_data_urls_and_pil_images_become_messages():
     image = Image.new("RGB", (20, 10), "red")
@@ -39,7 +41,7 @@ def test_round_trip_keeps_text_and_pixels():
         ({"role": "user", "content": [{"type": "audio"}]}, "unsupported content part"),
         ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
          "not fetched"),
-        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": BROKEN_PNG}}]},
          "could not be decoded"),
     ],
 )
