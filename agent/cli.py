@@ -16,6 +16,7 @@ from tools.errors import AgentError
 
 if TYPE_CHECKING:
     from agent.trajectory import Step
+    from model.base import VisionLanguageModel
 
 __all__ = ["app", "main"]
 
@@ -28,20 +29,24 @@ app = typer.Typer(
 
 DEMO_PAGE = Path(__file__).resolve().parent.parent / "tasks" / "examples" / "demo.html"
 DEMO_GOAL = "Click the OK button."
+MODEL_HELP = "A short name (internvl3-8b), a hub id in the local cache, a checkpoint directory, or 'tiny'."
 
 
 @app.command()
 def run(
     goal: Annotated[str, typer.Argument(help="What the agent should do, in words.")],
     url: Annotated[str, typer.Option(help="The page to start on (http://, https:// or file://).")],
-    model: Annotated[str, typer.Option(help="A short name (internvl3-8b), a hub id, a local "
-                                       "checkpoint directory, or 'tiny'.")] = "internvl3-2b",
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "internvl3-2b",
     max_steps: Annotated[int, typer.Option(min=1, help="Every model call counts as a step.")] = 15,
     headed: Annotated[bool, typer.Option(help="Show the browser window.")] = False,
     runs_dir: Annotated[Path, typer.Option(help="Where trajectories are written.")] = Path("runs"),
+    base_url: Annotated[str | None, typer.Option(
+        help="Use a model served over an OpenAI-compatible API at this URL (e.g. http://127.0.0.1:23333/v1) "
+        "instead of loading it here; --model is then the served model's name.")] = None,
 ) -> None:
     """Run the agent on GOAL in a browser that starts at URL."""
-    _run_in_browser(goal, url=url, model_name=model, max_steps=max_steps, headed=headed, runs_dir=runs_dir)
+    _run_in_browser(goal, url=url, model_name=model, max_steps=max_steps, headed=headed, runs_dir=runs_dir,
+                    base_url=base_url)
 
 
 @app.command()
@@ -55,20 +60,62 @@ def demo(
                     headed=False, runs_dir=runs_dir)
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    host: Annotated[str, typer.Option(help="Address to listen on; the server has no authentication.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    from model.internvl import InternVLModel
+    from model.server import serve as serve_model
+
+    _quiet_transformers()
+    serve_model(InternVLModel.from_pretrained(model), host=host, port=port)
+
+
+@app.command()
+def models() -> None:
+    """List the InternVL3 checkpoints: parameters, and the memory their weights need."""
+    from model.catalog import describe_models
+
+    rows = [("name", "checkpoint", "params", "bf16 GiB", "8-bit GiB", "4-bit GiB", "here")]
+    for info in describe_models():
+        here = "yes" if _is_cached(info.name) else "no"
+        rows.append((info.name, info.hub_id or "-", f"{info.params / 1e9:.2f}B", f"{info.gib_bf16:.1f}",
+                     f"{info.gib_8bit:.1f}", f"{info.gib_4bit:.1f}", here))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:  # plain text: it has to survive pipes and narrow terminals
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs]
+        print("  ".join(cells))
+    print("Memory is for the weights alone; the KV cache and activations come on top.")
+
+
+def _is_cached(name: str) -> bool:
+    from model.catalog import resolve_model
+
+    try:
+        resolve_model(name)
+    except AgentError:
+        return False
+    return True
+
+
 def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool,
-                    runs_dir: Path) -> None:
+                    runs_dir: Path, base_url: str | None = None) -> None:
     from rich.console import Console
 
     from agent.loop import Agent
-    from model.internvl import InternVLModel
     from tools.browser import BrowserExecutor
 
     if not url.startswith(("http://", "https://", "file://")):
         raise AgentError(f"--url {url!r} is not a URL: give one that starts with http://, https:// or file://")
     console = Console(stderr=True)
-    _quiet_transformers()
     with console.status(f"loading model {model_name}"):
-        vlm = InternVLModel.from_pretrained(model_name)
+        vlm = _load_model(model_name, base_url)
     with BrowserExecutor(start_url=url, headless=not headed) as executor:
         agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir)
         for step in agent.steps(goal):
@@ -77,6 +124,17 @@ def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, hea
     assert trajectory is not None
     console.print(f"{trajectory.outcome} after {len(trajectory)} steps")
     print(f"trajectory: {trajectory.run_dir}")
+
+
+def _load_model(name: str, base_url: str | None) -> VisionLanguageModel:
+    if base_url is not None:
+        from model.remote import OpenAICompatibleModel
+
+        return OpenAICompatibleModel(base_url, name)
+    from model.internvl import InternVLModel
+
+    _quiet_transformers()
+    return InternVLModel.from_pretrained(name)
 
 
 def _step_line(step: Step) -> str:

@@ -54,11 +54,26 @@ class GenerationConfig:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    # Candidates to return. Sampled ones differ; greedy ones are copies of one reply.
+    n: int = 1
+    # The most images the prompt keeps; older ones become a short text placeholder. None keeps all.
+    keep_images: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, not {self.n}")
+        if self.keep_images is not None and self.keep_images < 0:
+            raise ValueError(f"keep_images must be None (keep all) or at least 0, not {self.keep_images}")
 
 
 @dataclass(frozen=True)
 class Completion:
-    """The model's reply and what it cost."""
+    """The model's reply and what it cost.
+
+    `candidates` holds every reply when `GenerationConfig.n` > 1; the first is `text`, and a
+    completion made without any lists `(text,)`. `output_tokens` counts the tokens of all of
+    them. `ttft_ms` is the time from the call to the first generated token.
+    """
 
     text: str
     prompt_tokens: int = 0
@@ -66,6 +81,14 @@ class Completion:
     output_tokens: int = 0
     total_ms: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    ttft_ms: float = 0.0
+    candidates: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.candidates:
+            object.__setattr__(self, "candidates", (self.text,))
+        elif self.candidates[0] != self.text:
+            raise ValueError("a completion's first candidate must be its text")
 
 
 @runtime_checkable

@@ -1,18 +1,43 @@
-"""Model names -> checkpoint directories on this machine.
+"""Model names -> checkpoint directories on this machine, and what each model costs.
 
 `resolve_model` accepts what a user types after `--model`: "tiny", a short name such
 as "internvl3-2b", a hub id such as "OpenGVLab/InternVL3-2B-hf", or a folder. It only
 ever looks at the local disk (the Hugging Face cache included); it never downloads.
+
+The architecture of every catalog model is known offline (`model.architectures` holds
+the table), so `parameter_count`, `memory_gib` and `describe_models` answer for a model
+that is not on this machine, and `instantiate_random` builds one with random weights for
+a benchmark. These take a short name, a catalog hub id, or "tiny".
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+from model import architectures
 from tools.errors import ModelUnavailable
 
-__all__ = ["CHECKPOINTS", "TINY", "hub_id", "resolve_model"]
+if TYPE_CHECKING:
+    import torch
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+__all__ = [
+    "CHECKPOINTS",
+    "PRECISIONS",
+    "TINY",
+    "ModelInfo",
+    "architecture_config",
+    "describe_models",
+    "hub_id",
+    "instantiate_random",
+    "memory_gib",
+    "parameter_count",
+    "resolve_model",
+]
 
 TINY = "tiny"
 
@@ -77,3 +102,118 @@ def _cached_snapshot(repo: str) -> Path | None:
     except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), or not a valid hub id
         return None
     return folder if (folder / "config.json").is_file() else None
+
+
+# --- What each model costs --------------------------------------------------------------
+
+Precision = Literal["bf16", "8bit", "4bit"]
+PRECISIONS: tuple[Precision, ...] = ("bf16", "8bit", "4bit")
+
+# Bytes per weight of a quantized Linear matrix. 8bit: bitsandbytes LLM.int8, one byte a
+# weight (its per-row fp32 scales add under 0.1% and are left out). 4bit: NF4, half a byte a
+# weight plus one fp32 absmax per block of 64 weights, without double quantization.
+_QUANTIZED_BYTES: dict[str, float] = {"bf16": 2.0, "8bit": 1.0, "4bit": 0.5 + 4 / 64}
+_GIB = 2**30
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of `internvl-agent models`: a model, its size, and its weights' memory in GiB."""
+
+    name: str
+    hub_id: str | None
+    params: int
+    gib_bf16: float
+    gib_8bit: float
+    gib_4bit: float
+
+
+def _catalog_name(name: str) -> str:
+    """The short name for a short name, a catalog hub id or "tiny"; ModelUnavailable otherwise."""
+    if name == TINY or name.lower() in CHECKPOINTS:
+        return name.lower()
+    for short, repo in CHECKPOINTS.items():
+        if name.lower() == repo.lower():
+            return short
+    names = ", ".join((*CHECKPOINTS, TINY))
+    raise ModelUnavailable(f"no architecture is known for {name!r}: use one of {names}")
+
+
+def architecture_config(name: str) -> InternVLConfig:
+    """The transformers config of `name` (a catalog model or "tiny"), with no download."""
+    short = _catalog_name(name)
+    if short == TINY:
+        from transformers import InternVLConfig
+
+        return InternVLConfig.from_pretrained(resolve_model(TINY))
+    return architectures.architecture_config(short)
+
+
+def instantiate_random(
+    name: str,
+    *,
+    device: str | torch.device = "meta",
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+    attn_implementation: str = "sdpa",
+) -> InternVLForConditionalGeneration:
+    """`name` as an InternVLForConditionalGeneration with random weights (see `model.architectures`).
+
+    "meta" (the default) costs no memory; "cpu" or "cuda" allocate the weights for real:
+    `memory_gib(name, "bf16")` says how much (twice that in float32).
+    """
+    config = architecture_config(name)
+    return architectures.instantiate_random(
+        config, device=device, dtype=dtype, seed=seed, attn_implementation=attn_implementation
+    )
+
+
+@cache
+def _counts(short: str) -> tuple[int, int]:
+    """(all parameters, the weights of quantizable Linear layers), counted on the meta device."""
+    from torch import nn
+
+    model = instantiate_random(short, device="meta")
+    total = sum(p.numel() for p in model.parameters())  # a tied weight counts once
+    output = model.get_output_embeddings()
+    quantizable = sum(
+        module.weight.numel()
+        for module in model.modules()
+        if isinstance(module, nn.Linear) and module is not output
+    )
+    return total, quantizable
+
+
+def parameter_count(name: str) -> int:
+    """The exact number of parameters of `name`, counted once per name and cached."""
+    return _counts(_catalog_name(name))[0]
+
+
+def memory_gib(name: str, precision: Precision) -> float:
+    """GiB that the weights of `name` take at `precision` ("bf16", "8bit" or "4bit").
+
+    Weights only: the KV cache, activations and the CUDA context come on top. The quantized
+    rows follow what bitsandbytes quantizes through transformers: every Linear matrix (vision
+    tower, projector, decoder layers) at the bytes above, while embeddings, lm_head, norms,
+    biases, the patch convolution and position embeddings stay in bf16.
+    """
+    if precision not in _QUANTIZED_BYTES:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    total, quantizable = _counts(_catalog_name(name))
+    size = quantizable * _QUANTIZED_BYTES[precision] + (total - quantizable) * 2.0
+    return size / _GIB
+
+
+def describe_models() -> list[ModelInfo]:
+    """A row for every catalog model, smallest first (no download; a few seconds the first time)."""
+    return [
+        ModelInfo(
+            name=short,
+            hub_id=repo,
+            params=parameter_count(short),
+            gib_bf16=memory_gib(short, "bf16"),
+            gib_8bit=memory_gib(short, "8bit"),
+            gib_4bit=memory_gib(short, "4bit"),
+        )
+        for short, repo in CHECKPOINTS.items()
+    ]

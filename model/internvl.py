@@ -1,47 +1,54 @@
 """The local backend: an InternVL3 "-hf" checkpoint run by transformers.
 
-We build the prompt ourselves rather than through InternVLProcessor: the processor
-would re-tile every image with the slower reference image processor and re-tokenize
-thousands of `<IMG_CONTEXT>` strings. The ids are the same as the processor's for
-the checkpoint's chat template (tests/integration/test_internvl_model.py checks it):
+    vlm = InternVLModel.from_pretrained("internvl3-8b", device_map="auto")   # or num_gpus=2,
+    vlm.generate(messages, GenerationConfig(...))                            # quantization="4bit"
+    vlm.stream(messages)              # the same reply, in text pieces
+    vlm.generate_batch([conv1, conv2])   # several conversations, one left-padded batch
 
-    <|im_start|>{role}\\n{content}<|im_end|>\\n ... <|im_start|>assistant\\n
-
-where each image in `content` becomes `<img>` + 256*n `<IMG_CONTEXT>` + `</img>` + "\\n"
-(n tiles, thumbnail included). torch and transformers are imported inside methods,
-so `import model.internvl` stays cheap.
+Messages are our `Message`s or OpenAI-style dicts (model.messages). The prompt is built
+in model.prompting, loading lives in model.loading and model.placement, and decoding
+helpers in model.generation. torch and transformers are imported inside methods, so
+`import model.internvl` stays cheap.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
-from importlib.util import find_spec
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, nullcontext
+from dataclasses import dataclass
+from threading import Event
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.base import Completion, GenerationConfig, Message
+from model.base import Completion, GenerationConfig
 from model.catalog import resolve_model
+from model.generation import TextPieces, TokenClock, cancel_criteria, left_padded, run_streaming
+from model.loading import Quantization, check_architecture, check_quantization, load
+from model.messages import MessageLike, as_messages
 from model.preprocess import tile_image
+from model.prompting import Prompt, PromptBuilder
 from tools.errors import ModelUnavailable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from PIL.Image import Image
 
 __all__ = ["InternVLModel"]
 
-# Control tokens: text may never produce them, or a web page could end a turn or fake an image.
-# The grounding tags (<ref>, <box>, <quad>) are left alone: prompts and answers use them.
-_CONTROL_TOKENS = (
-    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
-)
+# Special tokens that stay in the reply's text: grounding answers are written with them.
 _KEEP_ON_DECODE = ("<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>")
-_INSTALL_HINT = "pip install 'internvl-agent' (torch and transformers>=5)"
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """generate's new tokens for each output row, and when the first of them came."""
+
+    rows: list[list[int]]
+    copies: int  # output rows per prompt
+    first_token_at: float | None
 
 
 class InternVLModel:
@@ -58,29 +65,19 @@ class InternVLModel:
         patches = (self.tile_size // _first(vision.patch_size)) ** 2
         # Pixel shuffle folds each 2x2 patch block into one token: 1024 patches -> 256 tokens.
         self.tokens_per_tile = int(patches * model.config.downsample_ratio**2)
-
-        def token_id(attribute: str, default: str) -> int:
-            token = getattr(tokenizer, attribute, None) or default
-            return int(tokenizer.convert_tokens_to_ids(token))
-
-        self._start_id = token_id("start_image_token", "<img>")
-        self._end_id = token_id("end_image_token", "</img>")
-        self._context_id = token_id("context_image_token", "<IMG_CONTEXT>")
-        self._stop_id = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
-        if self._context_id != model.config.image_token_id:
+        self._prompts = PromptBuilder(tokenizer, tokens_per_tile=self.tokens_per_tile, tile=self._tile)
+        self._stop_id = self._prompts.stop_id
+        if self._prompts.context_id != model.config.image_token_id:
             raise ModelUnavailable(
-                f"{name}: the tokenizer's <IMG_CONTEXT> is id {self._context_id} but the model expects "
-                f"{model.config.image_token_id}; the checkpoint folder mixes files of two models"
+                f"{name}: the tokenizer's <IMG_CONTEXT> is id {self._prompts.context_id} but the model "
+                f"expects {model.config.image_token_id}; the checkpoint folder mixes files of two models"
             )
         pad = tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else self._stop_id
-        # Whatever the tokenizer puts before any text (a BOS for some), as the processor would.
-        self._prefix_ids: list[int] = list(tokenizer("")["input_ids"])
-        keep = {int(tokenizer.convert_tokens_to_ids(t)) for t in _KEEP_ON_DECODE}
+        keep = {self._prompts.token(t) for t in _KEEP_ON_DECODE}
         self._skip_on_decode = {
             int(i) for i, token in tokenizer.added_tokens_decoder.items() if token.special
         } - keep
-        self._control = re.compile("|".join(re.escape(t) for t in _CONTROL_TOKENS))
 
     @property
     def tokenizer(self) -> Any:
@@ -95,7 +92,7 @@ class InternVLModel:
     @property
     def image_token_id(self) -> int:
         """The id of <IMG_CONTEXT>, the placeholder the vision features replace."""
-        return self._context_id
+        return self._prompts.context_id
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -107,193 +104,191 @@ class InternVLModel:
         device: str | None = None,
         dtype: Any = None,
         max_tiles: int = 12,
+        device_map: str | Mapping[str, Any] | None = None,
+        num_gpus: int | None = None,
+        quantization: Quantization | None = None,
+        attn_implementation: str | None = None,
     ) -> InternVLModel:
-        """Load "tiny", a short name, a cached hub id or a folder (see model.catalog)."""
-        path = resolve_model(name_or_path)
-        _check_architecture(path)
-        try:
-            import torch
-            from transformers import AutoTokenizer, InternVLForConditionalGeneration
-        except ImportError as exc:
-            raise ModelUnavailable(f"the local InternVL backend needs {exc.name}: {_INSTALL_HINT}") from exc
+        """Load "tiny", a short name, a cached hub id or a folder (see model.catalog).
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype is None:
-            # bf16 is what the checkpoints ship in and what GPUs run fast; CPUs want fp32.
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        elif isinstance(dtype, str):
-            if not isinstance(getattr(torch, dtype, None), torch.dtype):
-                raise ValueError(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-            dtype = getattr(torch, dtype)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            # With accelerate, weights load straight onto the device; without it, via host memory.
-            placement = {"device_map": device} if find_spec("accelerate") else {}
-            model = InternVLForConditionalGeneration.from_pretrained(
-                path, dtype=dtype, attn_implementation="sdpa", **placement
-            ).to(device)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelUnavailable(
-                f"could not load the model in {path}: {_one_line(exc)}. Check that the folder holds "
-                "a complete InternVL3 -hf checkpoint, or use --model tiny"
-            ) from exc
-        except torch.OutOfMemoryError as exc:
-            raise ModelUnavailable(
-                f"{name_or_path} does not fit in the memory of {device}: use a smaller model"
-            ) from exc
-        model.eval()
+        One device by default: `device`, else the first GPU, else the CPU, in bf16 on a GPU
+        and fp32 on the CPU. `device_map="auto"` spreads the model over every GPU when
+        there are several, `num_gpus=k` over the first k (model.placement), and a dict is
+        used as given. `quantization="8bit"` or `"4bit"` loads the decoder's weights
+        through bitsandbytes (CUDA only). Attention is FlashAttention-2 on a GPU when
+        flash_attn is installed, else SDPA, unless `attn_implementation` says otherwise.
+        """
+        check_quantization(quantization)
+        path = resolve_model(name_or_path)
+        check_architecture(path)
+        model, tokenizer = load(
+            path,
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            num_gpus=num_gpus,
+            quantization=quantization,
+            attn_implementation=attn_implementation,
+        )
         return cls(model, tokenizer, name=name_or_path, max_tiles=max_tiles)
 
     # -- prompt ----------------------------------------------------------------------------
 
-    def build_inputs(self, messages: Sequence[Message]) -> tuple[list[int], np.ndarray | None, int]:
+    def build_inputs(
+        self, messages: Sequence[MessageLike], *, keep_images: int | None = None
+    ) -> tuple[list[int], np.ndarray | None, int]:
         """Token ids of the ChatML prompt, the stacked image tiles, and the image token count.
 
         The count covers every token that stands for an image: <img>, </img> and the
-        <IMG_CONTEXT> run, so 256*n + 2 per image of n tiles.
+        <IMG_CONTEXT> run, so 256*n + 2 per image of n tiles. `keep_images` keeps only
+        the newest images (model.prompting).
         """
-        ids = list(self._prefix_ids)
-        tiles: list[np.ndarray] = []
-        image_tokens = 0
-        text = ""  # text is tokenized in runs between special tokens, as the tokenizer itself would
-
-        def flush() -> None:
-            nonlocal text
-            ids.extend(self._encode(text))
-            text = ""
-
-        for message in messages:
-            flush()
-            ids.append(self._token("<|im_start|>"))
-            text = f"{message.role}\n"
-            for part in message.content:
-                if isinstance(part, str):
-                    text += part
-                    continue
-                flush()
-                image = self._tile(part)
-                tiles.append(image)
-                context = [self._context_id] * (self.tokens_per_tile * len(image))
-                span = [self._start_id, *context, self._end_id]
-                ids.extend(span)
-                image_tokens += len(span)
-                text = "\n"
-            flush()
-            ids.append(self._stop_id)
-            text = "\n"
-        flush()
-        ids.append(self._token("<|im_start|>"))
-        ids.extend(self._encode("assistant\n"))
-        pixel_values = np.concatenate(tiles) if tiles else None
-        return ids, pixel_values, image_tokens
+        prompt = self._prompts.build(as_messages(messages), keep_images=keep_images)
+        return prompt.ids, prompt.pixel_values, prompt.image_tokens
 
     def _tile(self, image: Image) -> np.ndarray:
         return tile_image(image, max_tiles=self.max_tiles, tile_size=self.tile_size).pixel_values
 
-    def _token(self, token: str) -> int:
-        return int(self._tokenizer.convert_tokens_to_ids(token))
-
-    def _encode(self, text: str) -> list[int]:
-        """Ids of plain text; a control token written in the text is spelled out, not obeyed."""
-        if not text:
-            return []
-        out: list[int] = []
-        position = 0
-        for match in self._control.finditer(text):
-            out += self._tokenizer(text[position : match.start()], add_special_tokens=False)["input_ids"]
-            out += self._tokenizer(match.group(), add_special_tokens=False, split_special_tokens=True)[
-                "input_ids"
-            ]
-            position = match.end()
-        out += self._tokenizer(text[position:], add_special_tokens=False)["input_ids"]
-        return out
-
     # -- generation ------------------------------------------------------------------------
 
-    def generate(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> Completion:
+    def generate(self, messages: Sequence[MessageLike], config: GenerationConfig | None = None) -> Completion:
         """Greedy by default; samples when `config.temperature` > 0. Stops at <|im_end|>.
 
         `output_tokens` counts every generated token, the closing <|im_end|> included. The
         text keeps grounding tags (<ref>, <box>) and drops the other special tokens.
+        With `config.n` > 1 the completion holds n candidates.
         """
-        import torch
-        from transformers import GenerationConfig as HFGenerationConfig
+        return self.generate_batch([messages], config)[0]
 
+    def generate_batch(
+        self, conversations: Sequence[Sequence[MessageLike]], config: GenerationConfig | None = None
+    ) -> list[Completion]:
+        """One completion per conversation, decoded together in one left-padded batch.
+
+        Greedy replies are those of one call per conversation. Every completion reports
+        the batch's own times (ttft_ms, total_ms).
+        """
         config = config or GenerationConfig()
         started = time.perf_counter()
-        ids, pixel_values, image_tokens = self.build_inputs(messages)
+        prompts = [self._prompts.build(as_messages(c), keep_images=config.keep_images) for c in conversations]
+        if not prompts:
+            return []
         prepared = time.perf_counter()
+        decoded = self._decode(prompts, config)
+        finished = time.perf_counter()
+        ttft_ms = 0.0 if decoded.first_token_at is None else (decoded.first_token_at - started) * 1000
+        completions = []
+        for i, prompt in enumerate(prompts):
+            rows = decoded.rows[i * decoded.copies : (i + 1) * decoded.copies]
+            replies = [self._reply(row) for row in rows] * (config.n // decoded.copies)
+            completions.append(
+                Completion(
+                    text=replies[0][0],
+                    candidates=tuple(text for text, _, _ in replies),
+                    prompt_tokens=len(prompt.ids),
+                    image_tokens=prompt.image_tokens,
+                    output_tokens=sum(count for _, count, _ in replies),
+                    total_ms=(finished - started) * 1000,
+                    ttft_ms=ttft_ms,
+                    extra={
+                        "finish_reason": replies[0][2],
+                        "finish_reasons": tuple(reason for _, _, reason in replies),
+                        "candidate_tokens": tuple(count for _, count, _ in replies),
+                        "preprocess_ms": (prepared - started) * 1000,
+                        "num_tiles": prompt.num_tiles,
+                        "batch_size": len(prompts),
+                    },
+                )
+            )
+        return completions
 
-        device = self._model.device
-        inputs: dict[str, Any] = {
-            "input_ids": torch.tensor([ids], device=device),
-            "attention_mask": torch.ones((1, len(ids)), dtype=torch.long, device=device),
-        }
-        if pixel_values is not None:
-            inputs["pixel_values"] = torch.from_numpy(pixel_values).to(device=device, dtype=self._model.dtype)
+    def stream(
+        self, messages: Sequence[MessageLike], config: GenerationConfig | None = None
+    ) -> Iterator[str]:
+        """The reply in text pieces as they are decoded; joined, they are `generate(...).text`.
+
+        Bad messages raise here, at the call; the model's errors raise while iterating.
+        Stopping early (break, close) stops the decoding.
+        """
+        config = config or GenerationConfig()
+        if config.n != 1:
+            raise ValueError(f"stream gives one reply, and n is {config.n}: use generate() for candidates")
+        prompt = self._prompts.build(as_messages(messages), keep_images=config.keep_images)
+        return self._pieces(prompt, config)
+
+    def _pieces(self, prompt: Prompt, config: GenerationConfig) -> Iterator[str]:
+        def work(on_tokens: Callable[[list[int]], None], cancelled: Event) -> None:
+            self._decode([prompt], config, on_tokens=on_tokens, cancelled=cancelled)
+
+        pieces = TextPieces(self._text)
+        stopped = False
+        with closing(run_streaming(work)) as steps:  # closing it ends the decoding thread
+            for (token,) in steps:
+                stopped = stopped or token == self._stop_id
+                if not stopped and (piece := pieces.push(token)):
+                    yield piece
+        if tail := pieces.finish():
+            yield tail
+
+    def _decode(
+        self,
+        prompts: list[Prompt],
+        config: GenerationConfig,
+        *,
+        on_tokens: Callable[[list[int]], None] | None = None,
+        cancelled: Event | None = None,
+    ) -> _Decoded:
+        import torch
+        from transformers import GenerationConfig as HFGenerationConfig
+        from transformers import StoppingCriteriaList
+
         sampling = config.temperature > 0
+        copies = config.n if sampling else 1  # greedy candidates would all be the same
+        device = self._model.device
+        inputs = left_padded(prompts, pad_id=self._pad_id, device=device, dtype=self._model.dtype)
         # A fresh config: the checkpoint's own defaults (sampling settings) must not leak in.
         hf_config = HFGenerationConfig(
             max_new_tokens=config.max_new_tokens,
             do_sample=sampling,
             temperature=config.temperature if sampling else None,
             top_p=config.top_p if sampling else None,
+            num_return_sequences=copies,
             eos_token_id=self._stop_id,
             pad_token_id=self._pad_id,
         )
+        clock = TokenClock(on_tokens)
+        criteria = StoppingCriteriaList([cancel_criteria(cancelled)] if cancelled is not None else [])
         # A seed applies to this call only: the caller's RNG state is restored afterwards.
         seeded = config.seed is not None and sampling
-        devices = [device] if device.type == "cuda" else []
+        devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
         rng = torch.random.fork_rng(devices=devices) if seeded else nullcontext()
         try:
             with rng, torch.inference_mode():
                 if seeded:
                     torch.manual_seed(config.seed)
-                output = self._model.generate(**inputs, generation_config=hf_config)
+                output = self._model.generate(
+                    **inputs, generation_config=hf_config, streamer=clock, stopping_criteria=criteria
+                )
         except torch.OutOfMemoryError as exc:
             raise ModelUnavailable(
-                f"{self.name} ran out of memory on {device} for a {len(ids)}-token prompt: "
-                "lower max_tiles, send smaller screenshots, or use a smaller model"
+                f"{self.name} ran out of memory on {device} for {len(prompts)} prompt(s) of up to "
+                f"{inputs['input_ids'].shape[1]} tokens: lower max_tiles, keep_images or the batch, "
+                "send smaller screenshots, or use a smaller model"
             ) from exc
-        new = output[0, len(ids) :].tolist()
-        stopped = self._stop_id in new
-        answer = new[: new.index(self._stop_id)] if stopped else new
-        text = self._tokenizer.decode(
-            [t for t in answer if t not in self._skip_on_decode], skip_special_tokens=False
-        )
-        finished = time.perf_counter()
-        return Completion(
-            text=text,
-            prompt_tokens=len(ids),
-            image_tokens=image_tokens,
-            output_tokens=len(new),
-            total_ms=(finished - started) * 1000,
-            extra={
-                "finish_reason": "stop" if stopped else "length",
-                "preprocess_ms": (prepared - started) * 1000,
-                "num_tiles": 0 if pixel_values is None else int(pixel_values.shape[0]),
-            },
-        )
+        rows = output[:, inputs["input_ids"].shape[1] :].tolist()
+        return _Decoded(rows, copies, clock.first_token_at)
+
+    def _reply(self, row: list[int]) -> tuple[str, int, str]:
+        """The text of one output row, its token count (through <|im_end|>), and why it ended."""
+        if self._stop_id in row:
+            end = row.index(self._stop_id)
+            return self._text(row[:end]), end + 1, "stop"
+        return self._text(row), len(row), "length"
+
+    def _text(self, ids: list[int]) -> str:
+        kept = [t for t in ids if t not in self._skip_on_decode]
+        return self._tokenizer.decode(kept, skip_special_tokens=False)
 
 
 def _first(value: int | Sequence[int]) -> int:
     return int(value if isinstance(value, int) else value[0])
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _check_architecture(path: Path) -> None:
-    """Refuse, with a way out, the original remote-code checkpoints before transformers chokes."""
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailable(f"cannot read {path / 'config.json'}: {_one_line(exc)}") from exc
-    model_type = config.get("model_type")
-    if model_type != "internvl":
-        raise ModelUnavailable(
-            f"{path} holds a {model_type!r} model, not an InternVL3 -hf checkpoint (model_type 'internvl'). "
-            "Use an OpenGVLab/InternVL3-*-hf checkpoint here, or serve the original one with LMDeploy "
-            "or vLLM and use the remote backend"
-        )

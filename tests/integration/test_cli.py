@@ -58,3 +58,29 @@ def test_a_url_without_a_scheme_is_one_line_and_exit_2(tmp_path):
     proc = _cli("run", "g", "--url", "example", "--model", "tiny", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "http://" in proc.stderr
+
+
+def test_serve_with_a_missing_model_is_one_line_and_exit_2(tmp_path):
+    proc = _cli("serve", "--model", str(tmp_path / "nope"), "--port", "8999", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--model" in proc.stderr
+
+
+@pytest.mark.browser
+def test_run_against_a_server_that_is_down_names_the_url(tmp_path):
+    proc = _cli("run", "g", "--url", DEMO_PAGE.as_uri(), "--model", "m", "--max-steps", "1",
+                "--base-url", "http://127.0.0.1:9/v1", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "127.0.0.1:9" in proc.stderr
+
+
+def test_models_lists_every_catalog_entry_with_its_memory(tmp_path):
+    proc = _cli("models", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["name", "checkpoint", "params"]
+    names = [line.split()[0] for line in lines[1:] if line.startswith("internvl3-")]
+    assert names == ["internvl3-1b", "internvl3-2b", "internvl3-8b", "internvl3-9b", "internvl3-14b",
+                     "internvl3-38b", "internvl3-78b"]
+    row_8b = next(line.split() for line in lines if line.startswith("internvl3-8b "))
+    assert row_8b[1] == "OpenGVLab/InternVL3-8B-hf" and float(row_8b[3]) > float(row_8b[4]) > float(row_8b[5])

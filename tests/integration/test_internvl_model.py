@@ -239,6 +239,84 @@ def test_an_incomplete_checkpoint_is_reported_not_raised_raw(tmp_path, checkpoin
         InternVLModel.from_pretrained(str(tmp_path))
 
 
+# -- (c2) where and how the model loads ------------------------------------------------------
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def test_on_the_cpu_the_model_is_fp32_with_sdpa_attention(vlm):
+    import torch
+
+    if _cuda_count():
+        pytest.skip("checks the CPU defaults")
+    assert vlm.hf_model.device.type == "cpu" and vlm.hf_model.dtype == torch.float32
+    assert vlm.hf_model.config._attn_implementation == "sdpa"
+
+
+def test_device_map_auto_with_fewer_than_two_gpus_loads_on_one_device(checkpoint):
+    if _cuda_count() > 1:
+        pytest.skip("with several GPUs auto spreads the model (tests/unit/test_placement.py)")
+    loaded = InternVLModel.from_pretrained("tiny", device_map="auto")
+    assert len(set(getattr(loaded.hf_model, "hf_device_map", {"": "one"}).values())) == 1
+    assert loaded.generate([Message.user("hi")], GenerationConfig(max_new_tokens=2)).output_tokens >= 1
+
+
+def test_asking_for_more_gpus_than_the_machine_has_says_how_many_it_has(checkpoint):
+    with pytest.raises(ModelUnavailable, match=f"this machine has {_cuda_count()} GPU"):
+        InternVLModel.from_pretrained("tiny", num_gpus=_cuda_count() + 1)
+
+
+def test_one_device_and_a_device_map_together_are_refused(checkpoint):
+    with pytest.raises(ValueError, match="not both"):
+        InternVLModel.from_pretrained("tiny", device="cpu", device_map="auto")
+
+
+def test_the_device_map_names_modules_of_the_loaded_tiny_model(vlm):
+    from model.placement import build_device_map
+
+    modules = dict(vlm.hf_model.named_modules())
+    for num_gpus in (1, 2):
+        device_map = build_device_map(vlm.hf_model.config, num_gpus)
+        assert set(device_map) <= set(modules)
+        for name, _ in vlm.hf_model.named_parameters():
+            assert sum(name.startswith(key + ".") for key in device_map) == 1, name
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_quantization_without_bitsandbytes_says_what_to_install(quantization, checkpoint):
+    from importlib.util import find_spec
+
+    if find_spec("bitsandbytes") is not None and find_spec("accelerate") is not None:
+        pytest.skip("bitsandbytes is installed here")
+    with pytest.raises(ModelUnavailable) as info:
+        InternVLModel.from_pretrained("tiny", quantization=quantization)
+    message = str(info.value)
+    assert "pip install bitsandbytes" in message and "CUDA GPU" in message and quantization in message
+
+
+def test_an_unknown_quantization_lists_the_choices():
+    with pytest.raises(ValueError, match="8bit, 4bit"):
+        InternVLModel.from_pretrained("tiny", quantization="3bit")  # type: ignore[arg-type]
+
+
+def test_quantization_configs_keep_vision_projector_and_head_in_full_precision():
+    import torch
+
+    from model.loading import quantization_config
+
+    eight = quantization_config("8bit", torch.bfloat16)
+    four = quantization_config("4bit", torch.bfloat16)
+    assert eight.load_in_8bit and not eight.load_in_4bit
+    assert four.load_in_4bit and four.bnb_4bit_quant_type == "nf4"
+    assert four.bnb_4bit_compute_dtype == torch.bfloat16
+    full_precision = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
+    assert eight.llm_int8_skip_modules == four.llm_int8_skip_modules == full_precision
+
+
 # -- (d) the tiny checkpoint ------------------------------------------------------------------
 
 

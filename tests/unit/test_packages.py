@@ -12,7 +12,9 @@ MODULES = [
     "agent", "agent.loop", "agent.parsing", "agent.policy", "agent.prompts", "agent.trajectory",
     "agent.errors", "agent.cli", "tools", "tools.actions", "tools.keys", "tools.registry",
     "tools.executor", "tools.errors", "tools.browser", "model", "model.base", "model.scripted",
-    "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages", "tasks",
+    "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages",
+    "model.remote", "model.server", "model.placement", "model.loading", "model.prompting",
+    "model.generation", "model.architectures", "tasks",
 ]
 
 
