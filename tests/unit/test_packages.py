@@ -11,7 +11,8 @@ import pytest
 MODULES = [
     "agent", "agent.loop", "agent.parsing", "agent.policy", "agent.prompts", "agent.trajectory",
     "agent.errors", "agent.cli", "tools", "tools.actions", "tools.keys", "tools.registry",
-    "tools.executor", "tools.errors", "tools.browser", "model", "model.base", "model.scripted",
+    "tools.executor", "tools.errors", "tools.browser", "tools.desktop", "tools.x11", "tools.xvfb",
+    "model", "model.base", "model.scripted",
     "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages",
     "model.remote", "model.server", "model.placement", "model.loading", "model.prompting",
     "model.generation", "model.architectures", "tasks",
