@@ -118,7 +118,8 @@ class Trajectory:
         """Write the step (and its screenshot) and flush both to disk before returning."""
         if screenshot is not None:
             name = f"step-{step.index:03d}.png"
-            screenshot.save(self.run_dir / name)
+            # zlib level 1, not 6: the write is on the step path (7 ms vs 11 ms for the demo page here).
+            screenshot.save(self.run_dir / name, compress_level=1)
             step = step.model_copy(update={"screenshot": name})
         step = redact(step, self._secrets)
         self._jsonl.write(step.model_dump_json() + "\n")

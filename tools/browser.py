@@ -1,4 +1,4 @@
-"""BrowserExecutor: observe and drive one Chromium tab through Playwright's sync API.
+"""BrowserExecutor: observe and drive Chromium through Playwright's sync API.
 
 Lifecycle: the browser starts lazily, on the first `observe()`, `execute()` or `page`,
 or eagerly in `__enter__`, so constructing an executor is free and `import tools.browser`
@@ -8,8 +8,19 @@ raises ExecutorError instead of starting a second browser behind the caller's ba
 Playwright's sync API is bound to the thread that started it and cannot run inside a
 running asyncio event loop: use one executor per thread.
 
+After each action the executor waits for the page to settle (tools/browser_settle.py)
+instead of sleeping a fixed time, and takes the screenshot during that wait; the next
+observe() uses it if the page has not changed since (else it takes a fresh one), and
+its Observation says how long the settle took.
+
 Failures of the page (a navigation that times out, an unreachable URL) come back as
-`ActionResult(ok=False)`; a browser that cannot start or has died raises ExecutorError.
+`ActionResult(ok=False)`. A crashed tab or a dead browser process is recovered once per
+executor: it relaunches (or reopens the tab) at the last URL. A second crash, or a
+browser that cannot start, raises ExecutorError.
+
+Module map: browser_runtime (live tab, crash recovery), browser_session (launch, driver,
+PID), browser_settle (quiet detection, capture-ahead), browser_input (action handlers),
+browser_tabs (tabs, downloads), browser_dom (element_at).
 """
 
 from __future__ import annotations
@@ -18,63 +29,60 @@ import contextlib
 import io
 import logging
 import os
-import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from tools.actions import (
-    MAX_WAIT_SECONDS,
-    Back,
-    BaseAction,
-    Click,
-    Drag,
-    Fail,
-    Finish,
-    Key,
-    Move,
-    Navigate,
-    Scroll,
-    Type,
-    Wait,
-    is_ungrounded,
-)
+from tools.actions import Back, BaseAction, is_ungrounded
+from tools.browser_dom import ElementInfo, element_at
+from tools.browser_input import DRAG_STEPS, NOTCH_PX, ActionFailed, PageInput
+from tools.browser_runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime, first_line
+from tools.browser_session import CHROMIUM_ARGS
+from tools.browser_settle import Settler
+from tools.browser_tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
-from tools.keys import to_playwright
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+    from playwright.sync_api import Page
 
-__all__ = ["BrowserExecutor", "CHROMIUM_ARGS", "DEFAULT_CHROMIUM"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "DEFAULT_CHROMIUM",
+    "DRAG_STEPS",
+    "NOTCH_PX",
+    "BrowserExecutor",
+    "ElementInfo",
+    "TabInfo",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ENV = "INTERNVL_AGENT_CHROMIUM"
-# Quiet, reproducible Chromium: no sandbox (containers), no GPU (headless servers), and
-# no background traffic that would make runs depend on the network.
-CHROMIUM_ARGS: tuple[str, ...] = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-)
-NOTCH_PX = 100  # one wheel notch, in CSS pixels
-DRAG_STEPS = 10  # intermediate mousemove events, so pages see a real drag
-ACTION_TIMEOUT_MS = 30_000
-SETTLE_LOAD_TIMEOUT_MS = 2_000
-SETTLE_PAUSE_MS = 50  # a fixed pause until settle detection replaces it
-
-Handler = Callable[["Page", Any], "str | None"]
+# Quiet window and bound of the settle after each action. 40 ms (about 2.5 frames at
+# 60 Hz) covers a handler's own task, its microtasks, the next animation frames and short
+# timers; requests and CSS animations are waited for apart from it. bench/step_overhead.py
+# measured 50 ms at about 83 ms a step and 40 ms at 69-73 ms, against an 80 ms goal.
+SETTLE_QUIET_MS = 40.0
+SETTLE_MAX_MS = 3_000.0
+# JPEG at quality 85 looks the same to a VLM as PNG, and Chromium encodes and PIL
+# decodes it faster: bench/step_overhead.py measured observe() at 4 ms against 10 ms.
+JPEG_QUALITY = 85
+CaptureFormat = Literal["png", "jpeg"]
 
 
 class BrowserExecutor:
-    """An Executor for one Chromium tab. Points are screenshot pixels; clicks go in CSS pixels."""
+    """An Executor for Chromium. Points are screenshot pixels; clicks go in CSS pixels.
+
+    start_url         opened when the browser starts
+    viewport          CSS pixels; the screenshot is viewport x device_scale_factor
+    executable_path   Chromium to run (default $INTERNVL_AGENT_CHROMIUM or /usr/bin/chromium)
+    user_data_dir     a persistent profile (cookies, storage) kept across executors
+    downloads_dir     where downloads are saved, under their suggested names
+    settle_quiet_ms   how long the page must stay quiet after an action
+    settle_max_ms     the most an action waits for that (a page that never stops)
+    capture           "jpeg" (quality 85, the default) or "png" (lossless) screenshots
+    """
 
     def __init__(
         self,
@@ -84,326 +92,220 @@ class BrowserExecutor:
         device_scale_factor: float = 1,
         headless: bool = True,
         executable_path: str | None = None,
+        user_data_dir: str | os.PathLike[str] | None = None,
+        downloads_dir: str | os.PathLike[str] | None = None,
+        settle_quiet_ms: float = SETTLE_QUIET_MS,
+        settle_max_ms: float = SETTLE_MAX_MS,
+        capture: CaptureFormat = "jpeg",
         launch_timeout_s: float = 30,
     ) -> None:
         if viewport[0] <= 0 or viewport[1] <= 0 or device_scale_factor <= 0:
             raise ValueError("viewport sizes and device_scale_factor must be positive")
-        self.start_url = start_url
+        if capture not in ("png", "jpeg"):
+            raise ValueError(f"capture must be 'png' or 'jpeg', not {capture!r}")
         self.viewport = (int(viewport[0]), int(viewport[1]))
-        self.device_scale_factor = device_scale_factor
-        self.headless = headless
-        self.executable_path = executable_path or os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM
-        self.launch_timeout_s = launch_timeout_s
+        self.capture: CaptureFormat = capture
+        self._downloads = DownloadKeeper(Path(downloads_dir)) if downloads_dir is not None else None
         w, h = self.viewport
         # Until the first observation, assume the screenshot Chromium will produce.
         self._geometry = Geometry(
             (round(w * device_scale_factor), round(h * device_scale_factor)), self.viewport
         )
-        self._driver: _Driver | None = None
-        self._browser: Browser | None = None
-        self._context: BrowserContext | None = None
-        self._page: Page | None = None
-        self._error_type: type[Exception] = Exception
-        self._closed = False
-        self._handlers: dict[type[BaseAction], Handler] = {
-            Click: self._click,
-            Move: self._move,
-            Drag: self._drag,
-            Scroll: self._scroll,
-            Type: self._type,
-            Key: self._key,
-            Wait: self._wait,
-            Navigate: self._navigate,
-            Back: self._back,
-            Finish: self._nothing,
-            Fail: self._nothing,
-        }
+        self._input = PageInput(lambda x, y: self._geometry.to_device(x, y))
+        self._rt = BrowserRuntime(
+            executable_path=executable_path or os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM,
+            headless=headless,
+            viewport=self.viewport,
+            device_scale_factor=device_scale_factor,
+            user_data_dir=Path(user_data_dir) if user_data_dir is not None else None,
+            launch_timeout_s=launch_timeout_s,
+            start_url=start_url,
+            settler=Settler(quiet_ms=settle_quiet_ms, max_ms=settle_max_ms),
+            downloads=self._downloads,
+            capture=self._screenshot,
+        )
 
     # -- lifecycle ------------------------------------------------------------------
 
     def __enter__(self) -> BrowserExecutor:
-        self._live_page()
+        self._rt.live_page()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def close(self) -> None:
+        """Close the browser and release Playwright. Safe to call more than once."""
+        self._rt.close()
+
     @property
     def page(self) -> Page:
         """The Playwright page being driven (starts the browser if needed)."""
-        return self._live_page()
+        return self._rt.live_page()
 
-    def _start(self) -> None:
-        try:
-            from playwright.sync_api import Error, sync_playwright
-        except ImportError as exc:
-            raise ExecutorError("Playwright is not installed: pip install 'internvl-agent[browser]'") from exc
-        self._error_type = Error
-        binary = shutil.which(self.executable_path)
-        if binary is None:
-            raise ExecutorError(
-                f"no Chromium executable at {self.executable_path!r}: install Debian's chromium "
-                f"(apt-get install chromium) or pass executable_path= (or set {CHROMIUM_ENV})"
-            )
-        driver = getattr(_thread, "driver", None)
-        if driver is None:
-            try:
-                driver = _Driver(sync_playwright().start())
-            except Error as exc:
-                raise ExecutorError(
-                    f"Playwright could not start ({_first_line(exc)}): BrowserExecutor uses the sync "
-                    "API, so run it outside any asyncio event loop (e.g. in a worker thread)"
-                ) from exc
-            _thread.driver = driver
-        driver.users += 1
-        self._driver = driver
-        try:
-            self._browser = driver.playwright.chromium.launch(
-                executable_path=binary,
-                headless=self.headless,
-                args=list(CHROMIUM_ARGS),
-                timeout=self.launch_timeout_s * 1000,
-            )
-            w, h = self.viewport
-            self._context = self._browser.new_context(
-                viewport={"width": w, "height": h}, device_scale_factor=self.device_scale_factor
-            )
-            self._context.set_default_timeout(ACTION_TIMEOUT_MS)
-            # A link that opens a new tab moves the agent there, as it would a person.
-            self._context.on("page", self._adopt)
-            self._page = self._context.new_page()
-        except Error as exc:
-            self.close()
-            raise ExecutorError(
-                f"Chromium at {binary} failed to start ({_first_line(exc)}): install Debian's "
-                f"chromium or pass executable_path= to a working Chromium"
-                + ("" if self.headless else "; headless=False also needs a display ($DISPLAY)")
-            ) from exc
-        if self.start_url:
-            try:
-                self._page.goto(self.start_url, wait_until="domcontentloaded")
-            except Error as exc:
-                self.close()
-                raise ExecutorError(
-                    f"could not open start_url {self.start_url!r} ({_first_line(exc)}): "
-                    "check the URL and that its server is running"
-                ) from exc
-        log.debug("started Chromium %s, viewport %s @%sx", binary, self.viewport, self.device_scale_factor)
+    @property
+    def browser_pid(self) -> int | None:
+        """The PID of the Chromium browser process, where /proc shows it (Linux)."""
+        return self._rt.session.pid if self._rt.session is not None else None
 
-    def _adopt(self, page: Page) -> None:
-        self._page = page
-
-    def _live_page(self) -> Page:
-        if self._closed:
-            raise ExecutorError("this BrowserExecutor is closed: create a new one")
-        if self._page is None:
-            self._start()
-        assert self._page is not None and self._context is not None and self._browser is not None
-        if self._page.is_closed() or not self._browser.is_connected():
-            # Fall back to another open tab (a closed popup); with none left, the browser is gone.
-            pages = (
-                [p for p in self._context.pages if not p.is_closed()] if self._browser.is_connected() else []
-            )
-            if not pages:
-                raise ExecutorError("the browser or its page has closed: create a new BrowserExecutor")
-            self._page = pages[-1]
-        return self._page
-
-    def _is_dead(self) -> bool:
-        return (
-            self._browser is None
-            or not self._browser.is_connected()
-            or self._page is None
-            or self._page.is_closed()
-        )
-
-    def close(self) -> None:
-        """Close page, context, browser and Playwright. Safe to call more than once."""
-        self._closed = True
-        for closer in (
-            self._context.close if self._context else None,
-            self._browser.close if self._browser else None,
-        ):
-            if closer is not None:
-                # A dead browser cannot be closed politely; we are tearing down anyway.
-                with contextlib.suppress(Exception):
-                    closer()
-        if self._driver is not None:
-            self._driver.release()
-        self._page = self._context = self._browser = self._driver = None
+    @property
+    def downloads(self) -> list[Path]:
+        """Files saved to `downloads_dir` so far, oldest first."""
+        if self._downloads is None:
+            return []
+        if self._rt.session is not None and self._rt.session.is_alive():
+            self._downloads.save_pending()
+        return list(self._downloads.saved)
 
     # -- observe --------------------------------------------------------------------
 
     def observe(self) -> Observation:
-        """Screenshot the viewport; the geometry maps its pixels to CSS pixels."""
-        from PIL import Image
+        """Screenshot the viewport; the geometry maps its pixels to CSS pixels.
 
-        page = self._live_page()
+        `settle_ms` is how long the page took to settle after the action before it."""
+        from PIL import Image
+        from playwright.sync_api import Error
+
+        page = self._rt.live_page()
         try:
-            png = page.screenshot(type="png")
-        except self._error_type as exc:
-            if self._is_dead():
-                raise ExecutorError(
-                    "the browser closed while taking a screenshot: create a new BrowserExecutor"
-                ) from exc
-            raise ExecutorError(f"could not screenshot {page.url} ({_first_line(exc)})") from exc
+            shot = self._rt.take_prefetch(page) or self._screenshot(page)
+        except Error as exc:
+            reason = self._rt.death(exc)
+            if reason is not None:
+                page = self._rt.recover(f"{reason} during a screenshot")
+            elif page.is_closed():  # the tab closed itself meanwhile: take the next one
+                page = self._rt.live_page()
+            else:
+                raise ExecutorError(f"could not screenshot {page.url} ({first_line(exc)})") from exc
+            try:
+                shot = self._screenshot(page)
+            except Error as again:
+                raise ExecutorError(f"could not screenshot {page.url} ({first_line(again)})") from again
         try:
             title: str | None = page.title()
-        except self._error_type:
+        except Error:
             title = None  # the page is mid-navigation; the next observation will have it
-        image = Image.open(io.BytesIO(png)).convert("RGB")
+        image = Image.open(io.BytesIO(shot))
+        if image.mode == "RGB":
+            image.load()  # decode now, so capture time is paid here; convert() would also copy
+        else:
+            image = image.convert("RGB")
         self._geometry = Geometry(image.size, self.viewport)
-        return Observation(image=image, geometry=self._geometry, url=page.url, title=title)
+        self._rt.remember()
+        settle_ms, self._rt.settle_ms = self._rt.settle_ms, 0.0
+        return Observation(
+            image=image, geometry=self._geometry, url=page.url, title=title, settle_ms=settle_ms
+        )
+
+    def _screenshot(self, page: Page) -> bytes:
+        # caret="initial": hiding the caret makes Playwright inject a style and wait one
+        # more frame (about 17 ms); a person sees the blinking caret too.
+        if self.capture == "jpeg":
+            return page.screenshot(type="jpeg", quality=JPEG_QUALITY, caret="initial")
+        return page.screenshot(type="png", caret="initial")
+
+    def element_at(self, x: float, y: float) -> ElementInfo | None:
+        """The element under screenshot pixel (x, y) in the last observation's geometry."""
+        from playwright.sync_api import Error
+
+        page = self._rt.live_page()
+        try:
+            return element_at(page, self._geometry, x, y)
+        except Error as exc:
+            reason = self._rt.death(exc)
+            if reason is not None:
+                raise ExecutorError(f"{reason} while reading the page: observe() again to recover") from exc
+            log.debug("element_at(%s, %s) on %s: %s", x, y, page.url, first_line(exc))
+            return None  # mid-navigation: there is no document to ask yet
+
+    # -- tabs -----------------------------------------------------------------------
+
+    def tabs(self) -> list[TabInfo]:
+        """The open tabs, oldest first; `active` marks the one being driven."""
+        page = self._rt.live_page()
+        return tab_infos(self._rt.context, page)
+
+    def switch_tab(self, index: int) -> TabInfo:
+        """Make tab `index` (from `tabs()`) the one observe() and execute() drive."""
+        from playwright.sync_api import Error
+
+        self._rt.live_page()
+        page = pick_tab(self._rt.context, index)
+        with contextlib.suppress(Error):  # a crashed tab cannot come forward; live_page reopens it
+            page.bring_to_front()
+        self._rt.page = page
+        self._rt.remember()
+        return tab_infos(self._rt.context, page)[index]
+
+    def close_tab(self, index: int | None = None) -> None:
+        """Close tab `index` (default: the active one). If it was active, its right-hand
+        neighbour (else the left) becomes active; closing the only tab leaves a blank one."""
+        active = self._rt.live_page()
+        context = self._rt.context
+        pages = open_pages(context)
+        page = active if index is None else pick_tab(context, index)
+        if page is active:
+            position = pages.index(page)
+            others = pages[position + 1 :] + pages[:position][::-1]
+            # Open the blank tab first: a persistent profile's browser ends with its last tab.
+            self._rt.page = others[0] if others else context.new_page()
+        page.close()
+        self._rt.remember()
 
     # -- execute --------------------------------------------------------------------
 
     def execute(self, action: BaseAction) -> ActionResult:
-        """Run one action. Page failures are an unsuccessful result; a dead browser raises."""
-        handler = next((self._handlers[c] for c in type(action).__mro__ if c in self._handlers), None)
+        """Run one action and wait for the page to settle. Page failures are an unsuccessful
+        result; a browser that dies a second time raises ExecutorError."""
+        handler = self._input.handler_for(action)
         if handler is None:
-            supported = ", ".join(sorted(c.__name__.lower() for c in self._handlers))
-            raise ExecutorError(f"BrowserExecutor cannot run {type(action).__name__}; it runs {supported}")
+            raise ExecutorError(
+                f"BrowserExecutor cannot run {type(action).__name__}; it runs {self._input.supported()}"
+            )
         if is_ungrounded(action):
             return ActionResult.failure(
                 f"{action.name} names a target described in words; it must be grounded to x and y first"
             )
-        page = self._live_page()
+        return self._perform(action.name, lambda page: handler(page, action))
+
+    def back(self) -> ActionResult:
+        """Go back in the active tab's history (the `back` action)."""
+        return self.execute(Back())
+
+    def forward(self) -> ActionResult:
+        """Go forward in the active tab's history."""
+        return self._perform("forward", self._input.forward)
+
+    def _perform(self, name: str, run: Callable[[Page], str | None]) -> ActionResult:
+        from playwright.sync_api import Error
+
+        page = self._rt.live_page()
         start = time.perf_counter()
         try:
-            output = handler(page, action)
-            self._settle(page)
-        except _ActionFailed as exc:
-            return ActionResult.failure(f"{action.name} failed: {exc}", (time.perf_counter() - start) * 1000)
-        except self._error_type as exc:
-            elapsed = (time.perf_counter() - start) * 1000
-            if self._is_dead():
-                raise ExecutorError(
-                    f"the browser closed during {action.name}: create a new BrowserExecutor"
-                ) from exc
-            return ActionResult.failure(f"{action.name} failed: {_first_line(exc)}", elapsed)
-        elapsed = (time.perf_counter() - start) * 1000
-        log.debug("%s ok in %.0f ms", action.name, elapsed)
-        return ActionResult(ok=True, output=output, elapsed_ms=elapsed)
-
-    def _settle(self, page: Page) -> None:
-        if page.is_closed():
-            return
-        with contextlib.suppress(self._error_type):
-            # A slow page is not a failed action; the next observation shows where it got to.
-            page.wait_for_load_state("domcontentloaded", timeout=SETTLE_LOAD_TIMEOUT_MS)
-        page.wait_for_timeout(SETTLE_PAUSE_MS)
-
-    def _point(self, x: int, y: int) -> tuple[float, float]:
-        return self._geometry.to_device(x, y)
-
-    @contextlib.contextmanager
-    def _held(self, page: Page, keys: tuple[str, ...]) -> Iterator[None]:
-        names = [to_playwright(k) for k in keys]
-        pressed: list[str] = []
-        try:
-            for name in names:
-                page.keyboard.down(name)
-                pressed.append(name)
-            yield
-        finally:
-            for name in reversed(pressed):
-                # Releasing on a dead page fails too; the original error is the one to report.
-                with contextlib.suppress(self._error_type):
-                    page.keyboard.up(name)
-
-    def _click(self, page: Page, action: Click) -> None:
-        assert action.x is not None and action.y is not None
-        x, y = self._point(action.x, action.y)
-        with self._held(page, action.modifiers):
-            page.mouse.click(x, y, button=action.button, click_count=action.clicks)
-
-    def _move(self, page: Page, action: Move) -> None:
-        assert action.x is not None and action.y is not None
-        page.mouse.move(*self._point(action.x, action.y))
-
-    def _drag(self, page: Page, action: Drag) -> None:
-        assert not isinstance(action.start, str) and not isinstance(action.end, str)
-        page.mouse.move(*self._point(*action.start))
-        page.mouse.down()
-        page.mouse.move(*self._point(*action.end), steps=DRAG_STEPS)
-        page.mouse.up()
-
-    def _scroll(self, page: Page, action: Scroll) -> None:
-        if action.x is not None and action.y is not None:
-            page.mouse.move(*self._point(action.x, action.y))
-        page.mouse.wheel(action.dx * NOTCH_PX, action.dy * NOTCH_PX)
-
-    def _type(self, page: Page, action: Type) -> None:
-        page.keyboard.type(action.text)
-        if action.submit:
-            page.keyboard.press("Enter")
-
-    def _key(self, page: Page, action: Key) -> None:
-        page.keyboard.press("+".join(to_playwright(k) for k in action.keys))
-
-    def _wait(self, page: Page, action: Wait) -> None:
-        # wait_for_timeout, not time.sleep: the sync API keeps dispatching page events meanwhile.
-        page.wait_for_timeout(min(action.seconds, MAX_WAIT_SECONDS) * 1000)
-
-    def _navigate(self, page: Page, action: Navigate) -> str | None:
-        try:
-            response = page.goto(action.url, wait_until="domcontentloaded")
-        except self._error_type as exc:
-            if "invalid URL" in str(exc):
-                raise _ActionFailed(
-                    f"{action.url!r} is not a URL: give a full one, such as https://example.com"
-                ) from exc
-            if "net::ERR_" in str(exc) and "ERR_ABORTED" not in str(exc):
-                # Chromium commits its error page after goto has failed; wait for it, or the
-                # next navigation would be "interrupted by another navigation".
-                with contextlib.suppress(self._error_type):
-                    page.wait_for_url(
-                        "chrome-error://**", wait_until="commit", timeout=SETTLE_LOAD_TIMEOUT_MS
-                    )
-            raise
-        if response is not None and response.status >= 400:
-            return f"HTTP {response.status} from {page.url}"
-        return None
-
-    def _back(self, page: Page, action: Back) -> None:
-        before = page.url
-        # None means no history *or* a same-document move (an anchor); the URL tells them apart.
-        if page.go_back(wait_until="domcontentloaded") is None and page.url == before:
-            raise _ActionFailed("there is no earlier page in this tab's history")
-
-    def _nothing(self, page: Page, action: BaseAction) -> None:
-        return None
+            output = run(page)
+        except ActionFailed as exc:
+            return ActionResult.failure(f"{name} failed: {exc}", _since(start))
+        except Error as exc:
+            reason = self._rt.death(exc)
+            if reason is None:
+                return ActionResult.failure(f"{name} failed: {first_line(exc)}", _since(start))
+            self._rt.recover(f"{reason} during {name}")
+            where = self._rt.last_url or "a blank page"
+            return ActionResult.failure(
+                f"{name} was interrupted: {reason}, and Chromium was restarted at {where}; "
+                "look at the screen again before the next action",
+                _since(start),
+            )
+        lines = [output] if output else []
+        # The active tab may have changed: a link that opened a tab settles in the new tab.
+        settle_ms = self._rt.settle()
+        if self._downloads is not None:
+            lines += self._downloads.save_pending()
+        self._rt.remember()
+        elapsed = _since(start)
+        log.debug("%s ok in %.0f ms (settle %.0f ms)", name, elapsed, settle_ms)
+        return ActionResult(ok=True, output="\n".join(lines) or None, elapsed_ms=elapsed)
 
 
-class _Driver:
-    """One Playwright driver per thread, shared by that thread's executors.
-
-    Playwright's sync API allows only one running instance per thread, so a second
-    executor in the same thread must reuse the first one's driver; the last to close stops it.
-    """
-
-    def __init__(self, playwright: Playwright) -> None:
-        self.playwright = playwright
-        self.users = 0
-
-    def release(self) -> None:
-        self.users -= 1
-        if self.users <= 0:
-            if getattr(_thread, "driver", None) is self:
-                _thread.driver = None
-            with contextlib.suppress(Exception):
-                self.playwright.stop()
-
-
-_thread = threading.local()
-
-
-class _ActionFailed(Exception):
-    """A handler's way to report a failure of the world that Playwright does not raise."""
-
-
-def _first_line(exc: BaseException) -> str:
-    """Playwright's messages carry a multi-line call log; the first line says what happened."""
-    text = str(getattr(exc, "message", None) or exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+def _since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

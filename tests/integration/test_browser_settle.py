@@ -1,0 +1,183 @@
+"""Settle detection: execute() returns once the page is quiet, not after a fixed sleep.
+
+A test-local HTTP server serves tests/pages plus `/api/slow?ms=N`, a response delayed
+by N ms, so the network side is real. The tests never sleep: each checks that what
+the page does after a click is already in the next observation.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tools.actions import Click, Wait
+from tools.browser import SETTLE_MAX_MS, SETTLE_QUIET_MS, BrowserExecutor
+from tools.executor import Observation
+
+pytestmark = pytest.mark.browser
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+MUTATE, FETCH, FOREVER, NOOP, LOAD_SLOW = (100, 40), (300, 40), (500, 40), (700, 40), (900, 40)
+STATUS = (200, 200)
+GREEN = (0x22, 0xAA, 0x22)
+# A 1x1 transparent GIF, for /api/slow?gif=1.
+GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+QUIET_MS = 100  # wider than the default, so a loaded machine's late timers cannot split a burst
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != "/api/slow":
+            return super().do_GET()
+        query = urllib.parse.parse_qs(url.query)
+        time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
+        gif = "gif" in query
+        body = GIF if gif else b"done"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/gif" if gif else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the browser gave up on a long poll
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(PAGES))
+    )
+    httpd.daemon_threads = True  # a 10 s long poll must not hold up the shutdown
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserExecutor]:
+    with BrowserExecutor(settle_quiet_ms=QUIET_MS) as executor:
+        yield executor
+
+
+@pytest.fixture
+def settle_page(browser: BrowserExecutor, server: str) -> BrowserExecutor:
+    browser.page.goto(f"{server}/settle.html")
+    browser.observe()  # take the settle of the setup, so each test sees only its own
+    return browser
+
+
+def is_green(observation: Observation, point: tuple[int, int]) -> bool:
+    pixel = observation.image.getpixel(point)
+    return all(abs(a - b) <= 8 for a, b in zip(pixel, GREEN, strict=True))
+
+
+def test_the_defaults_settle_for_40_ms_at_most_3_s() -> None:
+    assert (SETTLE_QUIET_MS, SETTLE_MAX_MS) == (40.0, 3000.0)
+
+
+def test_dom_changes_after_a_click_are_waited_for(settle_page: BrowserExecutor) -> None:
+    result = settle_page.execute(Click(x=MUTATE[0], y=MUTATE[1]))
+
+    observation = settle_page.observe()
+    assert result.ok
+    assert is_green(observation, STATUS)
+    assert settle_page.page.evaluate("document.getElementById('status').textContent") == "done"
+    # The page kept changing for 300 ms after the click (and then had to stay quiet).
+    assert observation.settle_ms >= 300
+    assert result.elapsed_ms >= observation.settle_ms
+
+
+def test_a_delayed_fetch_is_waited_for(settle_page: BrowserExecutor) -> None:
+    settle_page.execute(Click(x=FETCH[0], y=FETCH[1]))
+
+    observation = settle_page.observe()
+    assert is_green(observation, STATUS)
+    assert observation.settle_ms >= 300
+
+
+def test_a_subresource_of_the_next_page_is_waited_for(settle_page: BrowserExecutor) -> None:
+    settle_page.execute(Click(x=LOAD_SLOW[0], y=LOAD_SLOW[1]))
+
+    assert settle_page.observe().title == "Slow image"
+    assert settle_page.page.evaluate("document.getElementById('slow').complete") is True
+
+
+def test_a_page_that_never_stops_is_bounded_by_settle_max_ms(server: str) -> None:
+    with BrowserExecutor(start_url=f"{server}/settle.html", settle_max_ms=500) as executor:
+        result = executor.execute(Click(x=FOREVER[0], y=FOREVER[1]))
+        observation = executor.observe()
+
+    assert result.ok
+    # It waited the whole bound, and stopped there (not at the default 3 s, and not never).
+    assert 500 <= observation.settle_ms < SETTLE_MAX_MS
+
+
+def test_a_quiet_click_waits_one_quiet_window_and_observe_resets_it(settle_page: BrowserExecutor) -> None:
+    settle_page.execute(Click(x=NOOP[0], y=NOOP[1]))
+
+    first, second = settle_page.observe(), settle_page.observe()
+    # The click's own pointer events open the window, so the settle lasts about that long
+    # (less the moment between the events and execute() starting to wait).
+    assert first.settle_ms >= QUIET_MS / 2
+    assert second.settle_ms == 0.0
+
+
+def test_a_long_poll_older_than_the_bound_does_not_hold_every_step(server: str) -> None:
+    with BrowserExecutor(start_url=f"{server}/longpoll.html", settle_max_ms=800) as executor:
+        executor.execute(Wait(seconds=0.9))  # the poll is now older than one whole settle
+        executor.observe()
+        executor.execute(Click(x=100, y=30))
+        observation = executor.observe()
+
+    # Counted as in flight, the poll would keep the settle waiting until the bound (800 ms).
+    assert observation.settle_ms < 800
+
+
+def test_settle_parameters_and_capture_are_checked() -> None:
+    with pytest.raises(ValueError, match="settle_quiet_ms"):
+        BrowserExecutor(settle_quiet_ms=-1)
+    with pytest.raises(ValueError, match="capture"):
+        BrowserExecutor(capture="gif")  # type: ignore[arg-type]
+
+
+def test_the_capture_taken_while_settling_serves_the_next_observation_only_while_quiet(
+    settle_page: BrowserExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = settle_page.page
+    shots: list[object] = []
+    real = page.screenshot
+
+    def counted(**kwargs: object) -> bytes:
+        shots.append(kwargs)
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(page, "screenshot", counted)
+
+    settle_page.execute(Click(x=NOOP[0], y=NOOP[1]))
+    taken = len(shots)
+    settle_page.observe()
+    assert taken >= 1 and len(shots) == taken  # captured ahead, during the settle: reused
+
+    settle_page.execute(Click(x=NOOP[0], y=NOOP[1]))
+    page.evaluate("document.getElementById('status').classList.add('done')")  # after the settle
+    taken = len(shots)
+    observation = settle_page.observe()
+    assert len(shots) == taken + 1  # the page changed since: a fresh screenshot
+    assert is_green(observation, STATUS)

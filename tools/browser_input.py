@@ -1,0 +1,156 @@
+"""How each GUI action becomes Playwright input on one page.
+
+Dispatch is a dict from action class to handler, looked up along the action's MRO, so
+a subclass of Click is still a click. Points arrive in screenshot pixels and are mapped
+to CSS pixels by the function the executor passes in (its current Geometry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from tools.actions import (
+    MAX_WAIT_SECONDS,
+    Back,
+    BaseAction,
+    Click,
+    Drag,
+    Fail,
+    Finish,
+    Key,
+    Move,
+    Navigate,
+    Scroll,
+    Type,
+    Wait,
+)
+from tools.keys import to_playwright
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+__all__ = ["DRAG_STEPS", "NOTCH_PX", "ActionFailed", "PageInput"]
+
+NOTCH_PX = 100  # one wheel notch, in CSS pixels
+DRAG_STEPS = 10  # intermediate mousemove events, so pages see a real drag
+NAVIGATION_COMMIT_MS = 2_000
+
+Handler = Callable[["Page", Any], "str | None"]
+ToCss = Callable[[int, int], tuple[float, float]]
+
+
+class ActionFailed(Exception):
+    """A handler's way to report a failure of the world that Playwright does not raise."""
+
+
+class PageInput:
+    """The action handlers. Each returns an optional output line, or raises."""
+
+    def __init__(self, to_css: ToCss) -> None:
+        self._to_css = to_css
+        self.handlers: dict[type[BaseAction], Handler] = {
+            Click: self.click,
+            Move: self.move,
+            Drag: self.drag,
+            Scroll: self.scroll,
+            Type: self.type,
+            Key: self.key,
+            Wait: self.wait,
+            Navigate: self.navigate,
+            Back: self.back,
+            Finish: self.nothing,
+            Fail: self.nothing,
+        }
+
+    def handler_for(self, action: BaseAction) -> Handler | None:
+        return next((self.handlers[c] for c in type(action).__mro__ if c in self.handlers), None)
+
+    def supported(self) -> str:
+        return ", ".join(sorted(c.__name__.lower() for c in self.handlers))
+
+    @contextlib.contextmanager
+    def _held(self, page: Page, keys: tuple[str, ...]) -> Iterator[None]:
+        from playwright.sync_api import Error
+
+        names = [to_playwright(k) for k in keys]
+        pressed: list[str] = []
+        try:
+            for name in names:
+                page.keyboard.down(name)
+                pressed.append(name)
+            yield
+        finally:
+            for name in reversed(pressed):
+                # Releasing on a dead page fails too; the original error is the one to report.
+                with contextlib.suppress(Error):
+                    page.keyboard.up(name)
+
+    def click(self, page: Page, action: Click) -> None:
+        assert action.x is not None and action.y is not None
+        x, y = self._to_css(action.x, action.y)
+        with self._held(page, action.modifiers):
+            page.mouse.click(x, y, button=action.button, click_count=action.clicks)
+
+    def move(self, page: Page, action: Move) -> None:
+        assert action.x is not None and action.y is not None
+        page.mouse.move(*self._to_css(action.x, action.y))
+
+    def drag(self, page: Page, action: Drag) -> None:
+        assert not isinstance(action.start, str) and not isinstance(action.end, str)
+        page.mouse.move(*self._to_css(*action.start))
+        page.mouse.down()
+        page.mouse.move(*self._to_css(*action.end), steps=DRAG_STEPS)
+        page.mouse.up()
+
+    def scroll(self, page: Page, action: Scroll) -> None:
+        if action.x is not None and action.y is not None:
+            page.mouse.move(*self._to_css(action.x, action.y))
+        page.mouse.wheel(action.dx * NOTCH_PX, action.dy * NOTCH_PX)
+
+    def type(self, page: Page, action: Type) -> None:
+        page.keyboard.type(action.text)
+        if action.submit:
+            page.keyboard.press("Enter")
+
+    def key(self, page: Page, action: Key) -> None:
+        page.keyboard.press("+".join(to_playwright(k) for k in action.keys))
+
+    def wait(self, page: Page, action: Wait) -> None:
+        # wait_for_timeout, not time.sleep: the sync API keeps dispatching page events meanwhile.
+        page.wait_for_timeout(min(action.seconds, MAX_WAIT_SECONDS) * 1000)
+
+    def navigate(self, page: Page, action: Navigate) -> str | None:
+        from playwright.sync_api import Error
+
+        try:
+            response = page.goto(action.url, wait_until="domcontentloaded")
+        except Error as exc:
+            if "invalid URL" in str(exc):
+                raise ActionFailed(
+                    f"{action.url!r} is not a URL: give a full one, such as https://example.com"
+                ) from exc
+            if "net::ERR_" in str(exc) and "ERR_ABORTED" not in str(exc):
+                # Chromium commits its error page after goto has failed; wait for it, or the
+                # next navigation would be "interrupted by another navigation".
+                with contextlib.suppress(Error):
+                    page.wait_for_url("chrome-error://**", wait_until="commit", timeout=NAVIGATION_COMMIT_MS)
+            raise
+        if response is not None and response.status >= 400:
+            return f"HTTP {response.status} from {page.url}"
+        return None
+
+    def back(self, page: Page, action: BaseAction | None = None) -> None:
+        before = page.url
+        # None means no history *or* a same-document move (an anchor); the URL tells them apart.
+        if page.go_back(wait_until="domcontentloaded") is None and page.url == before:
+            raise ActionFailed("there is no earlier page in this tab's history")
+
+    def forward(self, page: Page, action: BaseAction | None = None) -> None:
+        before = page.url
+        if page.go_forward(wait_until="domcontentloaded") is None and page.url == before:
+            raise ActionFailed("there is no later page in this tab's history")
+
+    def nothing(self, page: Page, action: BaseAction) -> None:
+        return None

@@ -1,0 +1,186 @@
+"""Starting Chromium for BrowserExecutor: the per-thread Playwright driver, one launched
+browser (fresh or on a persistent profile), and the PID of its process.
+
+Nothing here imports Playwright at module level; the executor calls in lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Playwright
+
+__all__ = ["CHROMIUM_ARGS", "BrowserSession", "Driver", "chromium_pids", "launch_session", "thread_driver"]
+
+log = logging.getLogger(__name__)
+
+# Quiet, reproducible Chromium: no sandbox (containers), no GPU (headless servers), and
+# no background traffic that would make runs depend on the network.
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+ACTION_TIMEOUT_MS = 30_000
+
+
+class Driver:
+    """One Playwright driver per thread, shared by that thread's executors.
+
+    Playwright's sync API allows only one running instance per thread, so a second
+    executor in the same thread must reuse the first one's driver; the last to close stops it.
+    """
+
+    def __init__(self, playwright: Playwright) -> None:
+        self.playwright = playwright
+        self.users = 0
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            if getattr(_thread, "driver", None) is self:
+                _thread.driver = None
+            with contextlib.suppress(Exception):
+                self.playwright.stop()
+
+
+_thread = threading.local()
+
+
+def thread_driver() -> Driver:
+    """This thread's driver, started on first use. Raises Playwright's Error if it cannot start."""
+    from playwright.sync_api import sync_playwright
+
+    driver: Driver | None = getattr(_thread, "driver", None)
+    if driver is None:
+        driver = Driver(sync_playwright().start())
+        _thread.driver = driver
+    driver.users += 1
+    return driver
+
+
+@dataclass
+class BrowserSession:
+    """One running Chromium and the context the executor drives.
+
+    `connected` turns False when Playwright reports the browser or context gone (a crash,
+    a kill, or a close); Playwright delivers that event during the next call into it.
+    """
+
+    context: BrowserContext
+    browser: Browser | None
+    pid: int | None
+    connected: bool = field(default=True)
+
+    def _lost(self, *_: object) -> None:
+        self.connected = False
+
+    def is_alive(self) -> bool:
+        return self.connected and (self.browser is None or self.browser.is_connected())
+
+    def close(self) -> None:
+        # A dead browser cannot be closed politely; we are tearing down anyway.
+        with contextlib.suppress(Exception):
+            self.context.close()
+        if self.browser is not None:
+            with contextlib.suppress(Exception):
+                self.browser.close()
+        self.connected = False
+
+
+def launch_session(
+    playwright: Playwright,
+    *,
+    binary: str,
+    headless: bool,
+    viewport: tuple[int, int],
+    device_scale_factor: float,
+    user_data_dir: Path | None,
+    timeout_s: float,
+) -> BrowserSession:
+    """Launch Chromium; with `user_data_dir`, on that persistent profile."""
+    w, h = viewport
+    options: dict[str, object] = {
+        "executable_path": binary,
+        "headless": headless,
+        "args": list(CHROMIUM_ARGS),
+        "timeout": timeout_s * 1000,
+    }
+    context_options: dict[str, object] = {
+        "viewport": {"width": w, "height": h},
+        "device_scale_factor": device_scale_factor,
+        "accept_downloads": True,
+    }
+    before = chromium_pids()
+    if user_data_dir is not None:
+        user_data_dir.mkdir(parents=True, exist_ok=True)
+        context = playwright.chromium.launch_persistent_context(
+            str(user_data_dir), **options, **context_options  # type: ignore[arg-type]
+        )
+        browser = context.browser
+    else:
+        browser = playwright.chromium.launch(**options)  # type: ignore[arg-type]
+        try:
+            context = browser.new_context(**context_options)  # type: ignore[arg-type]
+        except Exception:
+            with contextlib.suppress(Exception):
+                browser.close()
+            raise
+    # Launches in one thread are sequential, so the one new browser process is ours. With
+    # several threads launching at once the diff is ambiguous, and the PID stays unknown.
+    new = chromium_pids() - before
+    session = BrowserSession(context=context, browser=browser, pid=new.pop() if len(new) == 1 else None)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.on("close", session._lost)
+    if browser is not None:
+        browser.on("disconnected", session._lost)
+    return session
+
+
+def chromium_pids() -> set[int]:
+    """PIDs of the Chromium browser processes this Python process started (Linux /proc).
+
+    Playwright's driver is our child and Chromium its child; the browser process (not a
+    renderer, which has `--type=`) is the one launched with `--remote-debugging-pipe`.
+    Playwright's Python API does not expose this PID, and /proc needs no extra package.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return set()
+    parent: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        # The command name may contain spaces and parentheses; the fields after the last ")" do not.
+        pid, ppid = int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])
+        parent[pid] = ppid
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    stack = list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            argv = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--remote-debugging-pipe" in argv and not any(a.startswith(b"--type=") for a in argv):
+            found.add(pid)
+    # Between fork and exec, a child of the browser still shows the browser's command line.
+    return {pid for pid in found if parent.get(pid) not in found}

@@ -1,0 +1,201 @@
+"""Settle detection: after an action, wait until the page has been quiet for a while.
+
+Quiet means no DOM mutation, no input or animation event, and no network request in
+flight, for `quiet_ms` in a row; the wait is bounded by `max_ms`, so a page that never
+stops (a ticking clock, a spinner that mutates) costs at most `max_ms` a step.
+
+- The DOM side is an init script that every document runs before its own scripts: a
+  MutationObserver (and a few event listeners) stamp the time of the last activity.
+  The input listeners matter: the action's own pointer or key events start the quiet
+  window, so a click whose handler changes the page 30 ms later is still waited for.
+- The network side is Playwright's request events on the context (every tab, every
+  frame, service workers included), which see more than in-page fetch/XHR wrappers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page, Request
+
+__all__ = ["SETTLE_SCRIPT", "Capture", "NetworkTracker", "Settler"]
+
+# Runs in every frame of every page before the page's own scripts. `document` exists
+# then even though `documentElement` may not, and observing it sees everything parsed.
+SETTLE_SCRIPT = """
+(() => {
+  if (window.__agentSettle) return;
+  const now = performance.now.bind(performance);
+  const state = { last: now() };
+  const touch = () => { state.last = now(); };
+  Object.defineProperty(window, "__agentSettle", { value: state });
+  new MutationObserver(touch).observe(document,
+    { subtree: true, childList: true, attributes: true, characterData: true });
+  for (const type of ["pointerdown", "pointerup", "pointermove", "keydown", "keyup", "input",
+                      "wheel", "scroll", "transitionrun", "transitionend", "animationstart",
+                      "animationend"]) {
+    window.addEventListener(type, touch, { capture: true, passive: true });
+  }
+})();
+"""
+
+# True once the document has parsed, no CSS transition or finite animation is running
+# (an endless spinner would hold every step to the bound), and nothing has happened for
+# `quiet` ms. A frame without the script (an error page) counts as quiet.
+DOM_QUIET = """(quiet) => {
+  const s = window.__agentSettle;
+  if (!s) return true;
+  if (document.readyState === "loading" || performance.now() - s.last < quiet) return false;
+  return !document.getAnimations().some((a) =>
+    a.playState === "running" && Number.isFinite(a.effect ? a.effect.getComputedTiming().endTime : 0));
+}"""
+
+# Milliseconds since the page's last activity (huge where the script is missing).
+QUIET_FOR = "() => window.__agentSettle ? performance.now() - window.__agentSettle.last : 1e9"
+
+POLL_MS = 5  # how often the page re-checks its quiet window
+# At least a quarter of the quiet window passes before a capture-ahead: a page that is
+# still busy then would only waste the capture.
+LEAD_SHARE = 0.75
+# Streams that stay open by design; waiting on them would always cost `max_ms`.
+ENDLESS_TYPES = frozenset({"websocket", "eventsource", "media"})
+
+
+class NetworkTracker:
+    """Requests in flight on a context, from Playwright's request events."""
+
+    def __init__(self, context: BrowserContext, *, max_age_ms: float) -> None:
+        self._started: dict[Request, float] = {}
+        self.last_activity = time.perf_counter()  # when a request last started or ended
+        # A request older than one whole settle is background traffic (a long poll), not
+        # the response to this action; counting it would make every step cost the maximum.
+        self._max_age_s = max_age_ms / 1000
+        context.on("request", self._on_request)
+        context.on("requestfinished", self._on_done)
+        context.on("requestfailed", self._on_done)
+
+    def _on_request(self, request: Request) -> None:
+        self.last_activity = time.perf_counter()
+        if request.resource_type not in ENDLESS_TYPES:
+            self._started[request] = self.last_activity
+
+    def _on_done(self, request: Request) -> None:
+        self.last_activity = time.perf_counter()
+        self._started.pop(request, None)
+
+    def in_flight(self) -> int:
+        oldest = time.perf_counter() - self._max_age_s
+        for request in [r for r, t in self._started.items() if t < oldest]:
+            del self._started[request]  # a long poll (or a lost event): stop counting it
+        return len(self._started)
+
+    def quiet_ms(self) -> float:
+        """Milliseconds since the last request started or ended; 0 while one is in flight."""
+        if self.in_flight():
+            return 0.0
+        return (time.perf_counter() - self.last_activity) * 1000
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A screenshot taken while the page settled; `started` is its perf_counter request time."""
+
+    page: Page
+    data: bytes
+    started: float
+
+
+class Settler:
+    """Waits for the page and the network to be quiet, and captures the page meanwhile.
+
+    Capture-ahead: the screenshot is requested `lead` ms before the quiet window closes
+    (lead = the recent captures' median duration, at most 3/4 of the window), so the
+    screenshot's frame wait and encoding overlap the wait instead of following it. The
+    capture counts only if nothing happened from its request on; otherwise the settle
+    goes on without it, and the next observation takes a fresh screenshot.
+    """
+
+    def __init__(self, *, quiet_ms: float, max_ms: float) -> None:
+        if quiet_ms < 0 or max_ms < 0:
+            raise ValueError("settle_quiet_ms and settle_max_ms must be >= 0")
+        self.quiet_ms = quiet_ms
+        self.max_ms = max_ms
+        self._capture_ms: deque[float] = deque(maxlen=5)
+
+    def install(self, context: BrowserContext) -> NetworkTracker:
+        context.add_init_script(SETTLE_SCRIPT)
+        return NetworkTracker(context, max_age_ms=self.max_ms)
+
+    def settle(
+        self, page: Page, network: NetworkTracker, capture: Callable[[Page], bytes] | None = None
+    ) -> tuple[float, Capture | None]:
+        """Wait until quiet (or `max_ms`); return the milliseconds waited and a capture of the
+        quiet page, if `capture` was given and the page stayed quiet after it."""
+        from playwright.sync_api import Error
+
+        start = time.perf_counter()
+        deadline = start + self.max_ms / 1000
+        lead = 0.0
+        if capture is not None and self._capture_ms:
+            lead = min(self.quiet_ms * LEAD_SHARE, statistics.median(self._capture_ms))
+        shot: Capture | None = None
+        try:
+            while (left_ms := (deadline - time.perf_counter()) * 1000) > 0:
+                # Playwright re-runs the predicate across navigations and enforces the
+                # timeout in the driver, so neither a new document nor a busy page hangs us.
+                page.wait_for_function(DOM_QUIET, arg=self.quiet_ms - lead, polling=POLL_MS, timeout=left_ms)
+                net_quiet = network.quiet_ms()
+                if net_quiet >= self.quiet_ms - lead:
+                    if capture is not None and shot is None:
+                        requested = time.perf_counter()
+                        shot = Capture(page, capture(page), requested)
+                        self._capture_ms.append((time.perf_counter() - requested) * 1000)
+                    asked = time.perf_counter()
+                    dom_quiet = _dom_quiet_ms(page)
+                    if shot is not None and not _fresh(shot, network, dom_quiet, asked):
+                        # The page moved during the capture. Settle on without capturing ahead:
+                        # a busy page would otherwise cost a screenshot every few milliseconds.
+                        shot, capture, lead = None, None, 0.0
+                        continue
+                    quiet = min(dom_quiet, network.quiet_ms())
+                    if quiet >= self.quiet_ms:
+                        break
+                    wait_ms = self.quiet_ms - quiet
+                else:
+                    wait_ms = self.quiet_ms - net_quiet
+                left_ms = (deadline - time.perf_counter()) * 1000
+                if left_ms > 0:
+                    # Requests may finish and change the DOM meanwhile: then the loop waits again.
+                    page.wait_for_timeout(min(max(wait_ms, 1.0), left_ms))
+        except Error:
+            # A timeout, or a page that closed or crashed: settling is over either way, and
+            # the next observation shows (or reports) where the page got to.
+            shot = None
+        if shot is not None and time.perf_counter() >= deadline:
+            shot = None  # stopped by the bound, not by quiet: the capture may be mid-change
+        return (time.perf_counter() - start) * 1000, shot
+
+    @staticmethod
+    def unchanged_since(shot: Capture, page: Page, network: NetworkTracker) -> bool:
+        """True if neither the page nor the network has done anything since `shot` was requested."""
+        if page is not shot.page:
+            return False
+        asked = time.perf_counter()
+        return _fresh(shot, network, _dom_quiet_ms(page), asked)
+
+
+def _dom_quiet_ms(page: Page) -> float:
+    return float(page.evaluate(QUIET_FOR))
+
+
+def _fresh(shot: Capture, network: NetworkTracker, dom_quiet_ms: float, asked: float) -> bool:
+    """The page's quiet time was read after `asked`, so a page idle since before the capture's
+    request always passes; activity in the moment between our request and the browser taking
+    it is in the captured frame anyway."""
+    return network.last_activity <= shot.started and dom_quiet_ms >= (asked - shot.started) * 1000
