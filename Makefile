@@ -38,8 +38,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# CPU benchmarks always; the GPU step benchmark where CUDA is present (see bench/gpu_step.py --help).
 bench: setup
-	@for script in bench/*.py; do [ -e "$$script" ] || continue; echo "== $$script"; $(BIN)/python $$script; done
+	$(BIN)/python bench/preprocess.py
+	$(BIN)/python bench/step_overhead.py
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/python bench/gpu_step.py; \
+	else echo "bench/gpu_step.py needs CUDA; on the CPU: $(BIN)/python bench/gpu_step.py --models 1b --steps 1 --device cpu"; fi
 
 lint: setup
 	$(BIN)/ruff check agent tools model tasks tests bench

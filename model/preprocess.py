@@ -1,21 +1,29 @@
 """InternVL dynamic tiling: one image -> a grid of 448x448 tiles (+ a thumbnail).
 
-This is the reference `dynamic_preprocess` of InternVL (and of transformers'
-GotOcr2 image processor with `crop_to_patches=True`), written for speed:
+The reference is InternVL's `dynamic_preprocess` (transformers' GotOcr2 processor with
+`crop_to_patches=True`): Pillow's bicubic resize of the canvas and of the thumbnail, cut into
+tiles and normalized with ImageNet's mean and std. Pillow resizes in two separable passes, the
+first rounded to 8 bits. We run both passes as weighted sums of table rows with torch's 8-bit
+embedding-bag kernel (vectorized, unlike Pillow's scalar loops), on Pillow's own fixed-point taps:
 
-- The canvas is resized once, exactly as the reference does, so the pixels are the
-  reference's bit for bit before normalization.
-- Normalization is one table lookup per channel: an 8-bit value has only 256
-  normalized values, so we precompute them and gather straight from strided views
-  of the canvas into the channel-first tiles: no float64 temporaries, no crop
-  copies and no separate transpose.
+- First pass, in float32: a sum that lands within its error bound of a rounding boundary is
+  recomputed in exact integers, so the intermediate image is Pillow's, bit for bit.
+- Second pass: unrounded, normalization folded into each table row's scale and bias, one bag
+  per output row of a tile; so within half an 8-bit level of the reference.
+
+The work is cut into tasks of about a millisecond, shared by the caller and one helper thread.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +35,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TILE_SIZE", "Tiles", "select_grid",
 TILE_SIZE = 448
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_ONE = 1 << 22  # Pillow's 8-bit resampling keeps 22 fraction bits (PRECISION_BITS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,26 +100,219 @@ def to_rgb(image: Image) -> Image:
     return image.convert("RGB")
 
 
-@lru_cache(maxsize=4)
-def _normalize_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """(3, 256) float32: the normalized value of every 8-bit level, per channel."""
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    table = (levels[None, :] - np.asarray(mean)[:, None]) / np.asarray(std)[:, None]
-    return table.astype(np.float32)
+@lru_cache(maxsize=64)
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's bicubic taps along one axis: (n_out, k) source indices and fixed-point weights.
 
-
-def _normalize_into(out: np.ndarray, canvas: np.ndarray, rows: int, cols: int) -> None:
-    """Cut an (rows*t, cols*t, 3) uint8 canvas into row-major tiles of `out` (rows*cols, 3, t, t).
-
-    Views only: each channel is one gather from the 256-entry table, written in place.
+    The same double arithmetic, in the same order, as Pillow's `precompute_coeffs` and
+    `normalize_coeffs_8bpc`, so the integer weights are Pillow's own.
     """
-    tile = out.shape[-1]
-    table = _normalize_table(IMAGENET_MEAN, IMAGENET_STD)
-    tiles = canvas.reshape(rows, tile, cols, tile, 3).transpose(0, 2, 1, 3, 4)  # (rows, cols, t, t, 3)
-    dst = out.reshape(rows, cols, 3, tile, tile)
-    for channel in range(3):
-        # mode="wrap" lets numpy write into the strided view unbuffered (uint8 indices are in range).
-        np.take(table[channel], tiles[..., channel], out=dst[:, :, channel], mode="wrap")
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    center = (np.arange(n_out) + 0.5) * scale
+    first = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C casts truncate
+    count = np.minimum((center + support + 0.5).astype(np.int64), n_in) - first
+    x = np.arange(math.ceil(support) * 2 + 1)
+    d = np.abs(((first[:, None] + x).astype(np.float64) - center[:, None] + 0.5) * (1.0 / filterscale))
+    far = (((d - 5.0) * d + 8.0) * d - 4.0) * -0.5
+    w = np.where(d < 1.0, (1.5 * d - 2.5) * d * d + 1.0, np.where(d < 2.0, far, 0.0))
+    w[x >= count[:, None]] = 0.0
+    total = w[:, 0].copy()
+    for i in range(1, len(x)):  # left to right, as Pillow sums: numpy's pairwise sum may round differently
+        total += w[:, i]
+    w /= np.where(total == 0.0, 1.0, total)[:, None]
+    fixed = (w * _ONE + np.where(w < 0.0, -0.5, 0.5)).astype(np.int64)
+    return np.minimum(first[:, None] + x, n_in - 1), fixed
+
+
+def _vertical_first(width: int, height: int, out_width: int, out_height: int) -> bool:
+    """Pillow's order of the two passes (the rounding in between makes it matter).
+
+    Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice as
+    many pixels as the width (python-pillow/Pillow#9549); older Pillow never does.
+    """
+    from PIL import __version__
+
+    newer = int(__version__.split(".")[0]) >= 13
+    return newer and height > out_height and height - out_height > 2 * (width - out_width)
+
+
+_Bags = tuple[Any, Any, Any]  # torch offsets, int32 indices, float32 weights: one kernel call
+
+
+def _bags(index: np.ndarray, fixed: np.ndarray, per: int) -> list[_Bags]:
+    """Equal-length bags, `per` a call. int32 indices keep torch on fbgemm's fast path (int64
+    ones are ~10x slower); the weights are exact in float32 (|fixed| < 2**24)."""
+    import torch
+
+    flat = torch.from_numpy(np.ascontiguousarray(index, dtype=np.int32))
+    weights = torch.from_numpy((fixed / _ONE).astype(np.float32))
+    offsets = torch.arange(0, per * index.shape[1], index.shape[1], dtype=torch.int32)
+    return [(offsets, flat[i : i + per].reshape(-1), weights[i : i + per].reshape(-1))
+            for i in range(0, len(index), per)]
+
+
+def _sums(table: Any, bags: _Bags) -> Any:
+    """sums[b] = sum over bag b of weight * (scale * row + bias), each table row uint8."""
+    import torch
+
+    offsets, index, weights = bags
+    return torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
+        table, index, offsets, False, 0, False, weights, None, False
+    )
+
+
+def _row_bytes(scale: float, bias: float) -> np.ndarray:
+    """The 8 bytes after each table row: float32 scale and bias applied to its uint8 values."""
+    return np.array([scale, bias], dtype=np.float32).view(np.uint8)
+
+
+@dataclass(frozen=True)
+class _Resize:
+    """One resize (the grid canvas, or the thumbnail) as two passes of row sums.
+
+    The first runs along axis p (x; y when `vertical`) over a table whose row i is source line
+    i, channel-major; the second along axis q over rows of `tile` values of the intermediate
+    image: row ((channel * q_in + q) * blocks + block), a block being a tile's extent along p.
+    """
+
+    vertical: bool
+    p_in: int
+    q_in: int
+    blocks: int
+    taps: tuple[np.ndarray, np.ndarray]  # the first pass's, for the exact recomputation
+    bags: list[_Bags]  # the first pass's, `_Plan.chunk` output lines a call
+    error: float  # a bound on the first pass's float32 error, in 8-bit levels
+
+
+@dataclass(frozen=True)
+class _Plan:
+    resizes: tuple[_Resize, ...]  # the grid, then the thumbnail if any
+    rows: tuple[int, ...]  # where each resize's rows start in the second pass's table, then the end
+    bags: list[_Bags]  # the second pass's, one output tile a call
+    transposed: tuple[bool, ...]  # per output tile: its bags ran along x (vertical pass first)
+    chunk: int  # first-pass output lines a call: 64 keep their float32 sums in the L2 cache
+    slack: float  # every first-pass sum gets 0.5 + slack, slack >= every resize's error
+
+
+@lru_cache(maxsize=16)
+def _plan(width: int, height: int, cols: int, rows: int, thumbnail: bool, tile: int) -> _Plan:
+    jobs = [(cols * tile, rows * tile, [(r, c) for r in range(rows) for c in range(cols)])]
+    if thumbnail:
+        jobs.append((tile, tile, [(0, 0)]))
+    chunk, resizes, starts, bags, transposed = math.gcd(tile, 64), [], [0], [], []
+    for out_width, out_height, grid in jobs:
+        vertical = _vertical_first(width, height, out_width, out_height)
+        p_in, p_out = (height, out_height) if vertical else (width, out_width)
+        q_in, q_out = (width, out_width) if vertical else (height, out_height)
+        taps = _taps(p_in, p_out)
+        # k float32 multiply-adds of 8-bit values, two roundings each: <= 2k * 2**-24 * 256 * sum|w|.
+        error = 2 * taps[0].shape[1] * 2.0**-24 * 256 * float(np.abs(taps[1]).sum(1).max() / _ONE) + 2.0**-16
+        resizes.append(_Resize(vertical, p_in, q_in, p_out // tile, taps, _bags(*taps, chunk), error))
+        q_index, q_fixed = _taps(q_in, q_out)
+        index, fixed = [], []
+        for r, c in grid:
+            q_block, p_block = (c, r) if vertical else (r, c)
+            lines = slice(q_block * tile, (q_block + 1) * tile)
+            for channel in range(3):
+                index.append(starts[-1] + (channel * q_in + q_index[lines]) * (p_out // tile) + p_block)
+                fixed.append(q_fixed[lines])
+        bags += _bags(np.concatenate(index), np.concatenate(fixed), 3 * tile)
+        transposed += [vertical] * len(grid)
+        starts.append(starts[-1] + 3 * q_in * (p_out // tile))
+    slack = max(job.error for job in resizes)
+    return _Plan(tuple(resizes), tuple(starts), bags, tuple(transposed), chunk, slack)
+
+
+def _first_pass(plan: _Plan, job: _Resize, table: np.ndarray, second: np.ndarray, chunks: range) -> None:
+    """Write `chunks` of the intermediate image, rounded as Pillow rounds it, into `second`.
+
+    Each sum carries + 0.5 + slack (the table's bias): Pillow rounds half up, so floor(sum)
+    is Pillow's value unless the sum lies within slack + error above an integer. Clipping to
+    [0.5, 255.5] first keeps saturated values (0 and 255) clear of that check.
+    """
+    import torch
+
+    tile, chunk, threshold = second.shape[1] - 8, plan.chunk, plan.slack + job.error
+    packed = torch.from_numpy(table)
+    rows = second[:, :tile].reshape(3, job.q_in, job.blocks, tile)
+    unsure = []
+    for c in chunks:
+        sums = _sums(packed, job.bags[c]).clamp_(0.5, 255.5)
+        block, at = divmod(c * chunk, tile)
+        floors = sums.numpy().astype(np.uint8)  # numpy converts (then transposes) faster than torch
+        rows[:, :, block, at : at + chunk] = floors.reshape(chunk, 3, job.q_in).transpose(1, 2, 0)
+        unsure.append(np.flatnonzero(sums.frac_().numpy() < threshold) + c * chunk * 3 * job.q_in)
+    line, column = np.divmod(np.concatenate(unsure), 3 * job.q_in)
+    if line.size:  # about one sum in a thousand: redo those in integers, exactly as Pillow does
+        index, fixed = job.taps
+        source = np.take(table, index[line] * table.shape[1] + column[:, None])  # flat: faster than 2-D
+        exact = np.einsum("ij,ij->i", source.astype(np.int64), fixed[line]) + (_ONE >> 1)
+        block, at = np.divmod(line, tile)
+        rows[column // job.q_in, column % job.q_in, block, at] = np.clip(exact >> 22, 0, 255)
+
+
+def _second_pass(plan: _Plan, second: Any, out: Any, t: int) -> None:
+    """Output tile `t`: one bag per (channel, row), normalized by the table rows' scale and bias."""
+    import torch
+
+    pixels = _sums(second, plan.bags[t]).view(3, out.shape[-1], out.shape[-1])
+    if plan.transposed[t]:
+        pixels = pixels.transpose(1, 2)
+    for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)):
+        torch.clamp(pixels[channel], -mean / std, (1.0 - mean) / std, out=out[t, channel])  # Pillow clips
+
+
+_helper: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.get_num_threads()  # torch's per-thread setup first: run later, it would undo the next line
+    torch.set_num_threads(1)  # OpenMP's team size is per thread: this one's
+
+
+def _shared(tasks: list[Callable[[], object]]) -> None:
+    """Run `tasks` on this thread and the helper, each running torch on a single thread.
+
+    Our kernels are memory-bound and last about a millisecond: torch's OpenMP team gains
+    little on them and, on a busy machine, its spinning threads made them up to 10x slower.
+    This thread works rather than waits: a helper slow to get a core just takes fewer tasks.
+    """
+    import torch
+
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            threads = torch.get_num_threads()
+            _helper = ThreadPoolExecutor(1, "tile_image", initializer=_one_torch_thread)
+            _helper.submit(int).result()
+            torch.set_num_threads(threads)  # _one_torch_thread also set torch's default for new threads
+    queue = iter(tasks)  # a list iterator hands each task to exactly one thread
+
+    def work() -> None:
+        for task in queue:
+            task()
+
+    helping = _helper.submit(work)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # for this thread's OpenMP team; put back below
+    try:
+        work()
+    finally:
+        torch.set_num_threads(threads)
+    helping.result()
+
+
+def _forget_helper() -> None:
+    global _helper
+    _helper = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 
 def tile_image(
@@ -121,24 +323,42 @@ def tile_image(
     tile_size: int = TILE_SIZE,
     thumbnail: bool = True,
 ) -> Tiles:
-    """Split `image` into InternVL's dynamic tiles, normalized for the vision tower."""
-    from PIL import Image as PILImage
+    """Split `image` into InternVL's dynamic tiles, normalized for the vision tower.
+
+    Runs on this thread and one helper thread (created on first use); while it runs, torch's
+    intra-op thread count on this thread is 1, and it is put back before returning.
+    """
+    import torch
 
     if not 1 <= min_tiles <= max_tiles:
         raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles=}, {max_tiles=}")
     rgb = to_rgb(image)
     width, height = rgb.size
     cols, rows = select_grid(width, height, min_tiles=min_tiles, max_tiles=max_tiles, tile_size=tile_size)
-
-    n_grid = cols * rows
-    n = n_grid + 1 if thumbnail and n_grid > 1 else n_grid
-    bicubic = PILImage.Resampling.BICUBIC
-    out = np.empty((n, 3, tile_size, tile_size), dtype=np.float32)
-    # One resize of the whole canvas, never one per tile: Pillow >= 13 picks the order of its
-    # two passes from the scale factors, so a per-tile `resize(box=...)` can round differently
-    # from the full resize (by 20+ levels on tall images) and drift from the reference.
-    canvas = np.asarray(rgb.resize((cols * tile_size, rows * tile_size), resample=bicubic))
-    _normalize_into(out[:n_grid], canvas, rows, cols)
-    if n > n_grid:
-        _normalize_into(out[n_grid:], np.asarray(rgb.resize((tile_size, tile_size), resample=bicubic)), 1, 1)
+    plan = _plan(width, height, cols, rows, thumbnail and cols * rows > 1, tile_size)
+    source = np.asarray(rgb)
+    tables: dict[bool, np.ndarray] = {}
+    copies: list[Callable[[], object]] = []
+    for job in plan.resizes:  # the first pass's tables, copied in pieces (numpy drops the GIL to copy)
+        if job.vertical not in tables:
+            table = tables[job.vertical] = np.empty((job.p_in, 3 * job.q_in + 8), dtype=np.uint8)
+            table[:, -8:] = _row_bytes(1.0, 0.5 + plan.slack)
+            lines = source.transpose(0, 2, 1) if job.vertical else source.transpose(1, 2, 0)
+            rows_of = table[:, :-8].reshape(job.p_in, 3, job.q_in)
+            copies += [partial(np.copyto, rows_of[i : i + 256], lines[i : i + 256])
+                       for i in range(0, job.p_in, 256)]
+    _shared(copies)
+    second = np.empty((plan.rows[-1], tile_size + 8), dtype=np.uint8)
+    firsts: list[Callable[[], object]] = []
+    for n in reversed(range(len(plan.resizes))):  # the thumbnail first: its taps are the longest
+        job, part = plan.resizes[n], slice(plan.rows[n], plan.rows[n + 1])
+        for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)):
+            second[part, tile_size:].reshape(3, -1, 8)[channel] = _row_bytes(1.0 / (255.0 * std), -mean / std)
+        table, chunks = tables[job.vertical], len(job.bags)
+        firsts += [partial(_first_pass, plan, job, table, second[part], range(c, min(c + 3, chunks)))
+                   for c in range(0, chunks, 3)]
+    _shared(firsts)
+    out = np.empty((len(plan.transposed), 3, tile_size, tile_size), dtype=np.float32)
+    second_t, out_t = torch.from_numpy(second), torch.from_numpy(out)
+    _shared([partial(_second_pass, plan, second_t, out_t, t) for t in range(len(out))])
     return Tiles(pixel_values=out, grid=(cols, rows))

@@ -139,3 +139,91 @@ def test_tiles_is_a_frozen_record():
     assert isinstance(tiles, Tiles)
     with pytest.raises(AttributeError):
         tiles.grid = (2, 2)  # type: ignore[misc]
+
+
+# What the speed rests on: Pillow's own taps, Pillow's pass order, and an exact intermediate.
+
+from model.preprocess import _taps, _vertical_first  # noqa: E402
+
+BICUBIC = Image.Resampling.BICUBIC
+
+
+def _one_pass(image: Image.Image, size: tuple[int, int], axis: int) -> np.ndarray:
+    """A one-axis resize in exact integers with our taps: what Pillow's 8-bit pass computes."""
+    pixels = np.asarray(image).astype(np.int64)
+    index, fixed = _taps(pixels.shape[axis], size[1 - axis])
+    lines = np.take(pixels, index, axis=axis)  # (..., out, k, ...) along the axis
+    weights = fixed.reshape(fixed.shape + (1,) * (2 - axis))
+    sums = (lines * weights).sum(axis=axis + 1) + (1 << 21)
+    return np.clip(sums >> 22, 0, 255).astype(np.uint8)
+
+
+def test_our_taps_reproduce_pillow_one_axis_resizes_bit_for_bit():
+    rng = np.random.default_rng(21)
+    for _ in range(60):
+        width, height = (int(v) for v in rng.integers(1, 300, 2))
+        out = int(rng.integers(1, 600))
+        image = _image(width, height, seed=out)
+        wide, tall = (out, height), (width, out)
+        assert (_one_pass(image, wide, axis=1) == np.asarray(image.resize(wide, BICUBIC))).all()
+        assert (_one_pass(image, tall, axis=0) == np.asarray(image.resize(tall, BICUBIC))).all()
+
+
+def test_pass_order_is_pillows():
+    rng = np.random.default_rng(5)
+    for _ in range(150):
+        sizes = width, height, out_width, out_height = tuple(int(v) for v in rng.integers(4, 160, 4))
+        if width == out_width or height == out_height:
+            continue  # one pass only: no order to get wrong
+        image = _image(width, height, seed=width * height)
+        full = np.asarray(image.resize((out_width, out_height), BICUBIC))
+        vertical_first = image.resize((width, out_height), BICUBIC).resize((out_width, out_height), BICUBIC)
+        assert _vertical_first(*sizes) == (full == np.asarray(vertical_first)).all(), sizes
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1920, 1080), (1080, 1920), (50, 3000), (777, 333), (640, 2000)],
+)
+def test_tiles_are_within_half_a_level_so_the_intermediate_image_is_pillows(width, height):
+    # Our second pass is unrounded, so against Pillow's rounded result we are off by at most half
+    # a level, unless a first-pass value differs from Pillow's: that would show here.
+    image = _image(width, height, seed=99)
+    ours = tile_image(image, max_tiles=12)
+    ref = _reference(1, 12)(image, return_tensors="np")
+    assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= ONE_LEVEL * 0.5 + 1e-4).all()
+
+
+@pytest.mark.parametrize("tile_size", [224, 336])
+def test_other_tile_sizes_match_transformers(tile_size):
+    image = _image(1000, 700, seed=8)
+    ours = tile_image(image, max_tiles=6, tile_size=tile_size)
+    reference = GotOcr2ImageProcessorPil(
+        crop_to_patches=True, max_patches=6, size={"height": tile_size, "width": tile_size},
+        image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
+    )
+    ref = reference(image, return_tensors="np")["pixel_values"]
+    assert ours.pixel_values.shape == ref.shape
+    assert (np.abs(ours.pixel_values - ref) <= ONE_LEVEL).all()
+
+
+def test_concurrent_calls_agree_and_leave_torch_threads_alone():
+    import threading
+
+    import torch
+
+    images = [_image(1280 + 64 * i, 720, seed=i) for i in range(4)]
+    expected = [tile_image(image).pixel_values for image in images]
+    threads_before = torch.get_num_threads()
+    results: dict[int, np.ndarray] = {}
+
+    def run(i: int) -> None:
+        results[i] = tile_image(images[i]).pixel_values
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for i, pixels in enumerate(expected):
+        np.testing.assert_array_equal(results[i], pixels)
+    assert torch.get_num_threads() == threads_before
