@@ -292,12 +292,18 @@ def _shared(tasks: list[Callable[[], object]]) -> None:
             _helper.submit(int).result()
             torch.set_num_threads(threads)  # _one_torch_thread also set torch's default for new threads
     queue = iter(tasks)  # a list iterator hands each task to exactly one thread
+    # Inference mode is per thread: tensors made under the caller's must be written under it too.
+    inference = torch.is_inference_mode_enabled()
 
     def work() -> None:
         for task in queue:
             task()
 
-    helping = _helper.submit(work)
+    def help_out() -> None:
+        with torch.inference_mode(inference):
+            work()
+
+    helping = _helper.submit(help_out)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # for this thread's OpenMP team; put back below
     try:

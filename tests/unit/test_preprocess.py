@@ -227,3 +227,17 @@ def test_concurrent_calls_agree_and_leave_torch_threads_alone():
     for i, pixels in enumerate(expected):
         np.testing.assert_array_equal(results[i], pixels)
     assert torch.get_num_threads() == threads_before
+
+
+def test_tiling_inside_torch_inference_mode_gives_the_same_tiles():
+    # The helper thread must share the caller's inference mode, or torch refuses its writes.
+    import torch
+
+    image = Image.new("RGB", (1000, 600), (30, 120, 200))
+    expected = tile_image(image, max_tiles=6).pixel_values
+    with torch.inference_mode():
+        inside = tile_image(image, max_tiles=6).pixel_values
+    with torch.no_grad():
+        no_grad = tile_image(image, max_tiles=6).pixel_values
+    np.testing.assert_array_equal(inside, expected)
+    np.testing.assert_array_equal(no_grad, expected)
