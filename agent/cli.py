@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tasks import EXAMPLES
 from tools.errors import AgentError
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ app = typer.Typer(
     help="Let a local InternVL3 model operate a browser or a desktop.",
 )
 
-DEMO_PAGE = Path(__file__).resolve().parent.parent / "tasks" / "examples" / "demo.html"
+DEMO_PAGE = EXAMPLES / "demo.html"
 DEMO_GOAL = "Click the OK button."
 MODEL_HELP = "A short name (internvl3-8b), a hub id in the local cache, a checkpoint directory, or 'tiny'."
 

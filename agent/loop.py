@@ -18,6 +18,7 @@ from agent.prompts import PROMPT_VERSION
 from agent.trajectory import Outcome, Step, Trajectory
 from model.base import GenerationConfig, VisionLanguageModel
 from tools.actions import BaseAction, Fail, Finish, Type, is_ungrounded
+from tools.errors import AgentError
 from tools.executor import ActionResult, Executor
 from tools.registry import ToolAction, ToolRegistry
 
@@ -79,7 +80,7 @@ class Agent:
                 if failures_in_a_row > self.max_retries:
                     outcome = "too_many_errors"
                     break
-        except GeneratorExit:  # the caller stopped iterating
+        except (GeneratorExit, KeyboardInterrupt):  # the caller or the user stopped the run
             outcome = "stopped"
             raise
         except BaseException:  # the executor or the model broke; the steps so far are on disk
@@ -95,12 +96,19 @@ class Agent:
         observe_ms = (time.perf_counter() - t0) * 1e3
         decision = self.policy.decide(goal, observation, trajectory.steps)
         result: ActionResult | None = None
+        broken: AgentError | None = None
         act_ms = 0.0
         if decision.action is not None:
             if isinstance(decision.action, Type) and decision.action.secret:
                 trajectory.add_secret(decision.action.text)
             t1 = time.perf_counter()
-            result = self._act(decision.action)
+            try:
+                result = self._act(decision.action)
+            except AgentError as exc:
+                # The executor is gone (a second crash, no display, the fail-safe): record the
+                # step that met it, with the model's reply, before the run ends.
+                result = ActionResult.failure(exc.message)
+                broken = exc
             act_ms = (time.perf_counter() - t1) * 1e3
         step = Step(
             index=index,
@@ -116,7 +124,10 @@ class Agent:
                 "act": round(act_ms, 2),
             },
         )
-        return trajectory.append(step, observation.image)
+        step = trajectory.append(step, observation.image)
+        if broken is not None:
+            raise broken
+        return step
 
     def _act(self, action: BaseAction) -> ActionResult:
         if isinstance(action, Finish | Fail):

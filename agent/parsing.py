@@ -371,6 +371,13 @@ def _validate(payload: dict[Any, Any], space: _Space, size: tuple[int, int]) -> 
     return action  # type: ignore[no-any-return]
 
 
+def _split_combo(key: Any) -> list[Any]:
+    """"ctrl+s" -> ["ctrl", "s"]; a lone "+" is the plus key. Non-strings pass to validation."""
+    if isinstance(key, str) and len(key) > 1 and "+" in key.strip("+"):
+        return key.split("+")
+    return [key]
+
+
 def _to_screenshot(payload: dict[Any, Any], size: tuple[int, int]) -> dict[Any, Any]:
     """Convert GUI points from model space to screenshot pixels; normalise key lists."""
     fields = _GUI_MODELS[payload["action"]].model_fields
@@ -385,5 +392,7 @@ def _to_screenshot(payload: dict[Any, Any], size: tuple[int, int]) -> dict[Any, 
     for field in ("keys", "modifiers"):  # "ctrl+s" is a common way to write ["ctrl", "s"]
         value = out.get(field)
         if field in fields and isinstance(value, str):
-            out[field] = value.split("+") if len(value) > 1 else [value]
+            value = [value]
+        if field in fields and isinstance(value, list | tuple):
+            out[field] = [part for v in value for part in _split_combo(v)]
     return out

@@ -17,11 +17,13 @@ from agent.parsing import ParseError, parse_action
 from agent.prompts import step_prompt, system_prompt
 from agent.trajectory import Step
 from model.base import Completion, GenerationConfig, Message, VisionLanguageModel
-from tools.actions import BaseAction
+from tools.actions import GUI_ACTION_NAMES, BaseAction
 from tools.executor import Observation
 from tools.registry import ToolRegistry
 
-__all__ = ["Decision", "Policy"]
+__all__ = ["HISTORY_TEXT_LIMIT", "Decision", "Policy"]
+
+HISTORY_TEXT_LIMIT = 600  # characters of one call, result or error resent in the history
 
 
 @dataclass(frozen=True)
@@ -78,18 +80,26 @@ class Policy:
 
 
 def _history_line(step: Step) -> str:
+    """One earlier step as the model sees it: the call and what came of it, clipped, since
+    every line is resent for `history_limit` steps (the trajectory keeps the full text)."""
     feedback = step.feedback()
     if step.action is None:
-        return f"{step.index}. {feedback}"
+        return f"{step.index}. {_clip(feedback or '')}"
     call = json.dumps(_in_model_space(step.action, step.observation.get("size")), separators=(",", ":"))
     if feedback:
-        return f"{step.index}. {call} -> {feedback}"
+        return f"{step.index}. {_clip(call)} -> {_clip(feedback)}"
     output = step.result.output if step.result is not None else None
-    return f"{step.index}. {call} -> ok" + (f": {output}" if output else "")
+    return f"{step.index}. {_clip(call)} -> ok" + (f": {_clip(output)}" if output else "")
+
+
+def _clip(text: str, limit: int = HISTORY_TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 14] + " ...[clipped]"
 
 
 def _in_model_space(action: dict[str, object], size: object) -> dict[str, object]:
-    """Show earlier actions in the 0..1000 space the model speaks, not in pixels."""
+    """Show earlier GUI actions in the 0..1000 space the model speaks, not in pixels."""
+    if action.get("action") not in GUI_ACTION_NAMES:
+        return action  # a registered tool's own x/y arguments are not screen points
     if not (isinstance(size, list | tuple) and len(size) == 2):
         return action
     w, h = max(int(size[0]) - 1, 1), max(int(size[1]) - 1, 1)

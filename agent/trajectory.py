@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.errors import AgentError
 from tools.executor import ActionResult
 
 if TYPE_CHECKING:
@@ -97,7 +98,12 @@ class Trajectory:
         self._meta = dict(meta or {})
         self._secrets: list[str] = []
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = (run_dir / "steps.jsonl").open("a", encoding="utf-8")
+        try:  # "x": two runs must never interleave their steps in one file
+            self._jsonl = (run_dir / "steps.jsonl").open("x", encoding="utf-8")
+        except FileExistsError:
+            raise AgentError(
+                f"{run_dir} already holds a run: pick another run_id, or remove that directory"
+            ) from None
         self._write_run_json()
 
     @classmethod

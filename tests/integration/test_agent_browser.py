@@ -16,6 +16,7 @@ from agent.loop import Agent
 from agent.trajectory import Trajectory
 from model.scripted import ScriptedModel
 from tools.browser import BrowserExecutor
+from tools.errors import AgentError
 
 pytestmark = pytest.mark.browser
 
@@ -95,9 +96,11 @@ def test_tiny_real_model_runs_to_max_steps_with_parse_errors_recorded(demo_brows
     steps = Trajectory.read_steps(trajectory.run_dir)
     assert [s.index for s in steps] == [1, 2, 3]
     for step in steps:
-        # Random weights: the reply is recorded as it came, and whatever failed is said.
+        # Random weights write no action: each reply is kept as it came, with the parse error
+        # that was fed back to the model.
+        assert step.action is None and step.result is None
+        assert step.parse_error is not None and "Valid actions" in step.parse_error
         assert step.timings_ms["model"] > 0
-        assert step.ok or step.feedback()
 
 
 def test_a_model_that_breaks_mid_run_leaves_the_steps_so_far_and_an_error_outcome(demo_browser, tmp_path):
@@ -110,3 +113,31 @@ def test_a_model_that_breaks_mid_run_leaves_the_steps_so_far_and_an_error_outcom
     run = json.loads((agent.trajectory.run_dir / "run.json").read_text())
     assert (run["outcome"], run["steps"]) == ("error", 1)
     assert len(Trajectory.read_steps(agent.trajectory.run_dir)) == 1
+
+
+def test_a_step_whose_executor_breaks_is_recorded_before_the_run_ends(demo_browser, tmp_path):
+    def close_browser_then_click(messages):
+        demo_browser.close()  # the browser is gone by the time the action runs
+        return "click(x=500, y=500)"
+
+    agent = Agent(ScriptedModel([close_browser_then_click]), demo_browser, max_steps=3, runs_dir=tmp_path)
+    with pytest.raises(AgentError):
+        agent.run("g")
+    assert agent.trajectory is not None
+    [step] = Trajectory.read_steps(agent.trajectory.run_dir)
+    assert step.model_text == "click(x=500, y=500)"
+    assert step.result is not None and not step.result.ok and "closed" in (step.result.error or "")
+    assert json.loads((agent.trajectory.run_dir / "run.json").read_text())["outcome"] == "error"
+
+
+def test_ctrl_c_during_a_step_ends_the_run_as_stopped(demo_browser, tmp_path):
+    def interrupt(messages):
+        raise KeyboardInterrupt
+
+    agent = Agent(ScriptedModel(["wait(seconds=0.1)", interrupt]), demo_browser, max_steps=5,
+                  runs_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        agent.run("g")
+    assert agent.trajectory is not None
+    run = json.loads((agent.trajectory.run_dir / "run.json").read_text())
+    assert (run["outcome"], run["steps"]) == ("stopped", 1)

@@ -256,3 +256,12 @@ def test_only_the_first_scanned_characters_are_read():
 def test_image_size_must_be_positive():
     with pytest.raises(ValueError, match="image_size"):
         parse_action("click(1, 2)", image_size=(0, 10))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['key("ctrl+s")', 'key(keys=["ctrl+s"])', '{"action": "key", "keys": "ctrl+s"}',
+     '<tool_call>{"name": "key", "arguments": {"keys": ["ctrl", "s"]}}</tool_call>'],
+)
+def test_key_combinations_written_with_plus_are_split(text):
+    assert parse_action(text, image_size=(100, 100)).keys == ("ctrl", "s")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from agent.trajectory import Step, Trajectory
+from tools.errors import AgentError
 from tools.executor import ActionResult
 
 
@@ -47,3 +49,9 @@ def test_end_records_outcome_and_answer(tmp_path):
     assert run == {"goal": "g", "outcome": "max_steps", "answer": None, "steps": 1}
     [step] = Trajectory.read_steps(tmp_path / "r3")
     assert not step.ok and "no action found" in (step.feedback() or "")
+
+
+def test_a_run_id_that_is_taken_is_refused_not_mixed(tmp_path):
+    Trajectory.create(tmp_path, goal="g", run_id="same").end("finished")
+    with pytest.raises(AgentError, match="already holds a run"):
+        Trajectory.create(tmp_path, goal="g", run_id="same")
