@@ -13,9 +13,13 @@ display is refused. Text is typed by keysym (`tools.x11.XKeyboard`, which says w
 Elsewhere, ASCII goes through `pyautogui.write` and other text through the clipboard
 (pyperclip) and the paste shortcut; that path is not exercised by our tests.
 
-pyautogui's fail-safe stays on: a person who slams the pointer into a screen corner
-stops the run, and it surfaces as ExecutorError. So that the agent cannot trip it
-itself, a point on a corner pixel is moved one pixel inward.
+pyautogui's fail-safe stays on: a person who slams the pointer into any of the four
+corners of the screen (pyautogui.FAILSAFE_POINTS: (0, 0) and the other three corners of
+pyautogui.size() as it was at import, i.e. the X root window, or the primary monitor on
+Windows and macOS) stops the run, and it surfaces as ExecutorError. pyautogui checks only
+inside its own calls, so we check too: before every action, every few dozen characters
+while typing through XTest, and every WAIT_SLICE_S while waiting. So that the agent
+cannot trip it itself, a point on a corner pixel is moved one pixel inward.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ _DESKTOP_INSTEAD = {
     "navigate": "on the desktop, click the browser's address bar, type the URL and press enter",
     "back": "on the desktop, press alt+left in the browser window",
 }
+WAIT_SLICE_S = 0.1  # a wait checks the fail-safe this often
 DRAG_STEPS = 10  # intermediate pointer moves, so applications see a real drag
 X11 = sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
 
@@ -266,6 +271,7 @@ class DesktopExecutor:
         start = time.perf_counter()
         try:
             with _translated(b):
+                b.pyautogui.failSafeCheck()  # pyautogui checks only in its own calls: XTest typing doesn't
                 handler(b, action)
         except _ActionFailed as exc:
             return ActionResult.failure(f"{action.name} failed: {exc}", (time.perf_counter() - start) * 1000)
@@ -316,7 +322,7 @@ class DesktopExecutor:
 
     def _type(self, b: _Backends, action: Type) -> None:
         if b.keyboard is not None:
-            b.keyboard.type(action.text)
+            b.keyboard.type(action.text, check=b.pyautogui.failSafeCheck)
         elif action.text.isascii():
             b.pyautogui.write(action.text)
         else:
@@ -331,7 +337,11 @@ class DesktopExecutor:
         b.pyautogui.hotkey(*(to_pyautogui(k) for k in action.keys))
 
     def _wait(self, b: _Backends, action: Wait) -> None:
-        time.sleep(min(action.seconds, MAX_WAIT_SECONDS))
+        # In slices, checking the fail-safe after each: a plain sleep would not heed it.
+        deadline = time.monotonic() + min(action.seconds, MAX_WAIT_SECONDS)
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, WAIT_SLICE_S))
+            b.pyautogui.failSafeCheck()
 
     def _nothing(self, b: _Backends, action: BaseAction) -> None:
         return None
@@ -366,8 +376,7 @@ def _connect(display: str | None) -> _Backends:
         raise ExecutorError("display= names an X11 display, and this platform has none: leave it out")
     else:
         import pyautogui
-
-        pyautogui.PAUSE = 0  # no sleep after each call; the fail-safe stays on
+    pyautogui.PAUSE = 0  # no sleep after each call; the fail-safe stays on
     grabber = getattr(mss, "MSS", None) or mss.mss  # mss 10.2 deprecates mss.mss()
     try:
         sct = grabber(display=target) if X11 else grabber()

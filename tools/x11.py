@@ -23,7 +23,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -44,6 +44,7 @@ _SPECIAL_KEYSYMS = {"\n": 0xFF0D, "\t": 0xFF09}  # Return, Tab
 SHIFT_L = 0xFFE1
 SETTLE_S = 0.05  # after binding keycodes, before pressing them
 REBIND_WAIT_S = 0.2  # before giving a borrowed keycode a new meaning (or back)
+CHECK_EVERY = 50  # characters typed between calls of XKeyboard.type's `check`
 
 
 class CannotType(Exception):
@@ -120,7 +121,6 @@ def connect(display: str | None) -> tuple[str, Any, ModuleType]:
     except Exception as exc:  # whatever pyautogui's import-time connection raises (Xlib, KeyError)
         xdisplay.close()
         raise ExecutorError(NO_DISPLAY.format(detail=f" at {target} (pyautogui: {exc})")) from exc
-    pyautogui.PAUSE = 0  # no sleep after each call; the fail-safe stays on
     _bound_display = _bound_display or target
     return target, xdisplay, pyautogui
 
@@ -190,7 +190,8 @@ class XKeyboard:
         spare = [code for code, row in codes if not any(row)]
         return where, spare, len(rows[0]) if rows else 2
 
-    def type(self, text: str) -> None:
+    def type(self, text: str, check: Callable[[], None] | None = None) -> None:
+        """Type `text`; call `check` (which may raise to stop) every CHECK_EVERY characters."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         keysyms = [keysym_for(c) for c in text]
         if None in keysyms:
@@ -204,9 +205,13 @@ class XKeyboard:
         if shift is None:  # no Shift key on the keymap: shifted characters must be borrowed too
             where = {k: v for k, v in where.items() if not v[1]}
         todo = [k for k in keysyms if k is not None]
+        typed = 0
         while todo:
             batch = self._bind(todo, where, spare, width)
             for keysym in todo[:batch]:
+                if check is not None and typed % CHECK_EVERY == 0:
+                    check()
+                typed += 1
                 code, shifted = where[keysym]
                 if shifted:
                     fake_input(self._d, X.KeyPress, shift)

@@ -81,6 +81,12 @@ class XvfbDisplay:
             self._process = subprocess.Popen(
                 command, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
+        except BaseException as exc:
+            os.close(read_fd)
+            log.close()
+            if isinstance(exc, FileNotFoundError):  # removed since shutil.which found it
+                raise ExecutorError(f"Xvfb is not installed: {INSTALL_HINT}") from exc
+            raise
         finally:
             os.close(write_fd)
         try:

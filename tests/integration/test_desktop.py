@@ -2,7 +2,7 @@
 
 Every action goes through DesktopExecutor (mss, pyautogui, XTest) and is checked against
 the events that the recorder (tests/desktop_recorder.py) received, at the intended
-pixel. xdotool is used only to check the focus and, once, to play the person who pushes
+pixel. xdotool is used only to check the focus and to play the person who pushes
 the pointer into a corner.
 
 Not provable on Xvfb, so covered by tests/unit/test_desktop_monitors.py instead:
@@ -13,6 +13,7 @@ count physical pixels).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -283,15 +284,67 @@ def test_a_corner_pixel_is_nudged_so_the_agent_never_trips_the_fail_safe(desktop
     assert desktop.execute(Move(x=500, y=500)).ok  # would raise FailSafeException at (0, 0)
 
 
-@pytest.mark.skipif(shutil.which("xdotool") is None, reason="apt-get install xdotool")
-def test_the_fail_safe_stays_on_for_the_person(xvfb, desktop):
-    # The person pushes the pointer into a corner: the next action stops the run.
-    subprocess.run(["xdotool", "mousemove", "0", "0"], env=xvfb.env, check=True)
+needs_xdotool = pytest.mark.skipif(shutil.which("xdotool") is None, reason="apt-get install xdotool")
+
+
+@contextlib.contextmanager
+def person_in_the_corner(xvfb, monkeypatch=None, on_check: int = 0) -> Iterator[None]:
+    """The person pushes the pointer into a corner: now, or (with `monkeypatch`) just
+    before the `on_check`-th fail-safe check, so that it lands in the middle of an action."""
+    def push() -> None:
+        subprocess.run(["xdotool", "mousemove", "0", "0"], env=xvfb.env, check=True)
+
+    if monkeypatch is None:
+        push()
+    else:
+        import pyautogui
+
+        real, calls = pyautogui.failSafeCheck, 0
+
+        def check() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == on_check:
+                push()
+            real()
+
+        monkeypatch.setattr(pyautogui, "failSafeCheck", check)
     try:
-        with pytest.raises(ExecutorError, match="fail-safe"):
-            desktop.execute(Move(x=500, y=500))
+        yield
     finally:
+        if monkeypatch is not None:
+            monkeypatch.undo()
         subprocess.run(["xdotool", "mousemove", "500", "500"], env=xvfb.env, check=True)
+
+
+@needs_xdotool
+def test_the_fail_safe_stays_on_for_the_person(xvfb, desktop, recorder):
+    # The pointer is already in the corner: the next action stops the run, before it acts.
+    recorder.command("clear")
+    assert desktop.execute(Click(x=400, y=300)).ok  # the focus, so that typed keys would arrive
+    for action in (Move(x=500, y=500), Type(text="never"), Wait(seconds=60)):
+        with person_in_the_corner(xvfb), pytest.raises(ExecutorError, match="fail-safe"):
+            desktop.execute(action)
+    assert not [e for e in recorder.sync() if e["type"] == "key"]
+
+
+@needs_xdotool
+def test_the_fail_safe_stops_typing_midway(xvfb, desktop, recorder, monkeypatch):
+    recorder.command("clear")
+    assert desktop.execute(Click(x=400, y=300)).ok
+    text = "a" * 1000
+    # Checks: before the action, before the first character, then every x11.CHECK_EVERY.
+    with person_in_the_corner(xvfb, monkeypatch, on_check=3), pytest.raises(ExecutorError, match="fail-safe"):
+        desktop.execute(Type(text=text))
+    keys = [e for e in recorder.sync() if e["type"] == "key"]
+    assert keys and len(keys[-1]["text"]) < len(text)
+
+
+@needs_xdotool
+def test_the_fail_safe_stops_a_wait_midway(xvfb, desktop, monkeypatch):
+    # Check 1 is before the action; 2 is after the first slice of the 60 s wait.
+    with person_in_the_corner(xvfb, monkeypatch, on_check=2), pytest.raises(ExecutorError, match="fail-safe"):
+        desktop.execute(Wait(seconds=60))
 
 
 def test_browser_only_ungrounded_and_offscreen_actions_fail_as_data(desktop):
