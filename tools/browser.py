@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from tools.actions import Back, BaseAction, is_ungrounded
 from tools.browser_dom import ElementInfo, element_at
@@ -111,7 +112,10 @@ class BrowserExecutor:
         self._geometry = Geometry(
             (round(w * device_scale_factor), round(h * device_scale_factor)), self.viewport
         )
-        self._input = PageInput(lambda x, y: self._geometry.to_device(x, y))
+        self._input = PageInput(
+            lambda x, y: self._geometry.to_device(x, y),
+            allow_file=start_url is not None and urlsplit(start_url).scheme.lower() == "file",
+        )
         self._rt = BrowserRuntime(
             executable_path=executable_path or os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM,
             headless=headless,
@@ -162,7 +166,8 @@ class BrowserExecutor:
     def observe(self) -> Observation:
         """Screenshot the viewport; the geometry maps its pixels to CSS pixels.
 
-        `settle_ms` is how long the page took to settle after the action before it."""
+        `settle_ms` is how long the page took to settle after the action before it, and
+        `settle_reason` why the settle ended ("quiet", "bound" or "error"; None if none ran)."""
         from PIL import Image
         from playwright.sync_api import Error
 
@@ -193,8 +198,14 @@ class BrowserExecutor:
         self._geometry = Geometry(image.size, self.viewport)
         self._rt.remember()
         settle_ms, self._rt.settle_ms = self._rt.settle_ms, 0.0
+        settle_reason, self._rt.settle_reason = self._rt.settle_reason, None
         return Observation(
-            image=image, geometry=self._geometry, url=page.url, title=title, settle_ms=settle_ms
+            image=image,
+            geometry=self._geometry,
+            url=page.url,
+            title=title,
+            settle_ms=settle_ms,
+            settle_reason=settle_reason,
         )
 
     def _screenshot(self, page: Page) -> bytes:

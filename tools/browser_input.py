@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tools.actions import (
     MAX_WAIT_SECONDS,
@@ -36,6 +37,7 @@ __all__ = ["DRAG_STEPS", "NOTCH_PX", "ActionFailed", "PageInput"]
 NOTCH_PX = 100  # one wheel notch, in CSS pixels
 DRAG_STEPS = 10  # intermediate mousemove events, so pages see a real drag
 NAVIGATION_COMMIT_MS = 2_000
+WEB_SCHEMES = frozenset({"http", "https"})  # what navigate opens (plus about:blank)
 
 Handler = Callable[["Page", Any], "str | None"]
 ToCss = Callable[[int, int], tuple[float, float]]
@@ -48,8 +50,10 @@ class ActionFailed(Exception):
 class PageInput:
     """The action handlers. Each returns an optional output line, or raises."""
 
-    def __init__(self, to_css: ToCss) -> None:
+    def __init__(self, to_css: ToCss, *, allow_file: bool = False) -> None:
         self._to_css = to_css
+        # file: pages only where the executor itself started on one (a local test page).
+        self._schemes = WEB_SCHEMES | ({"file"} if allow_file else set())
         self.handlers: dict[type[BaseAction], Handler] = {
             Click: self.click,
             Move: self.move,
@@ -98,11 +102,22 @@ class PageInput:
         page.mouse.move(*self._to_css(action.x, action.y))
 
     def drag(self, page: Page, action: Drag) -> None:
+        from playwright.sync_api import Error
+
         assert not isinstance(action.start, str) and not isinstance(action.end, str)
         page.mouse.move(*self._to_css(*action.start))
         page.mouse.down()
-        page.mouse.move(*self._to_css(*action.end), steps=DRAG_STEPS)
-        page.mouse.up()
+        released = False
+        try:
+            page.mouse.move(*self._to_css(*action.end), steps=DRAG_STEPS)
+            page.mouse.up()
+            released = True
+        finally:
+            if not released:
+                # Never leave the button held; on a dead page the up fails too, and the
+                # move's error is the one to report.
+                with contextlib.suppress(Error):
+                    page.mouse.up()
 
     def scroll(self, page: Page, action: Scroll) -> None:
         if action.x is not None and action.y is not None:
@@ -124,6 +139,7 @@ class PageInput:
     def navigate(self, page: Page, action: Navigate) -> str | None:
         from playwright.sync_api import Error
 
+        self._check_url(action.url)
         try:
             response = page.goto(action.url, wait_until="domcontentloaded")
         except Error as exc:
@@ -140,6 +156,16 @@ class PageInput:
         if response is not None and response.status >= 400:
             return f"HTTP {response.status} from {page.url}"
         return None
+
+    def _check_url(self, url: str) -> None:
+        """The model may open web pages (and about:blank), not file:, chrome: or javascript: ones."""
+        scheme = urlsplit(url.strip()).scheme.lower()
+        if scheme in self._schemes or url.strip().lower() == "about:blank":
+            return
+        if not scheme:
+            raise ActionFailed(f"{url!r} is not a URL: give a full one, such as https://example.com")
+        allowed = ", ".join(f"{s}:" for s in sorted(self._schemes)) + " and about:blank"
+        raise ActionFailed(f"{scheme}: URLs are not allowed here; navigate opens only {allowed}")
 
     def back(self, page: Page, action: BaseAction | None = None) -> None:
         before = page.url

@@ -71,6 +71,7 @@ class BrowserRuntime:
         self.page: Page | None = None
         self.last_url: str | None = None
         self.settle_ms = 0.0  # the latest settle, until an observation takes it
+        self.settle_reason: str | None = None  # why it ended: "quiet", "bound" or "error"
         self._driver: Driver | None = None
         self._binary = executable_path
         self._crashed: list[Page] = []
@@ -136,7 +137,9 @@ class BrowserRuntime:
         """Wait for the active tab to be quiet; remember and return how long it took."""
         self.prefetch = None
         if self.page is not None and self.network is not None and not self.page.is_closed():
-            self.settle_ms, self.prefetch = self.settler.settle(self.page, self.network, self.capture)
+            self.settle_ms, self.settle_reason, self.prefetch = self.settler.settle(
+                self.page, self.network, self.capture
+            )
         return self.settle_ms
 
     def take_prefetch(self, page: Page) -> bytes | None:
@@ -176,25 +179,29 @@ class BrowserRuntime:
                 f"Playwright could not start ({first_line(exc)}): BrowserExecutor uses the sync "
                 "API, so run it outside any asyncio event loop (e.g. in a worker thread)"
             ) from exc
+        # Whatever goes wrong from here on (an ExecutorError, a KeyboardInterrupt), close,
+        # so the thread's Playwright driver is released and the next executor can start.
         try:
-            self._launch()
-        except Error as exc:
-            self.close()
-            raise ExecutorError(
-                f"Chromium at {binary} failed to start ({first_line(exc)}): install Debian's "
-                f"chromium or pass executable_path= to a working Chromium"
-                + ("" if self.headless else "; headless=False also needs a display ($DISPLAY)")
-                + (f"; is {self.user_data_dir} in use by another Chromium?" if self.user_data_dir else "")
-            ) from exc
-        if self.start_url:
             try:
-                self._open(self.start_url)
+                self._launch()
             except Error as exc:
-                self.close()
                 raise ExecutorError(
-                    f"could not open start_url {self.start_url!r} ({first_line(exc)}): "
-                    "check the URL and that its server is running"
+                    f"Chromium at {binary} failed to start ({first_line(exc)}): install Debian's "
+                    f"chromium or pass executable_path= to a working Chromium"
+                    + ("" if self.headless else "; headless=False also needs a display ($DISPLAY)")
+                    + (f"; is {self.user_data_dir} in use by another Chromium?" if self.user_data_dir else "")
                 ) from exc
+            if self.start_url:
+                try:
+                    self._open(self.start_url)
+                except Error as exc:
+                    raise ExecutorError(
+                        f"could not open start_url {self.start_url!r} ({first_line(exc)}): "
+                        "check the URL and that its server is running"
+                    ) from exc
+        except BaseException:
+            self.close()
+            raise
         log.debug("started Chromium %s, viewport %s @%sx", binary, self.viewport, self.device_scale_factor)
 
     def _launch(self) -> None:

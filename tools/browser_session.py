@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tools.errors import ExecutorError
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Playwright
 
@@ -124,7 +126,13 @@ def launch_session(
     }
     before = chromium_pids()
     if user_data_dir is not None:
-        user_data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            user_data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExecutorError(
+                f"cannot use user_data_dir {str(user_data_dir)!r} as the Chromium profile "
+                f"({exc.strerror or exc}): pass a directory you can write to"
+            ) from exc
         context = playwright.chromium.launch_persistent_context(
             str(user_data_dir), **options, **context_options  # type: ignore[arg-type]
         )

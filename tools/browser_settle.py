@@ -19,12 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request
 
-__all__ = ["SETTLE_SCRIPT", "Capture", "NetworkTracker", "Settler"]
+__all__ = ["SETTLE_SCRIPT", "Capture", "NetworkTracker", "SettleReason", "Settler"]
+
+SettleReason = Literal["quiet", "bound", "error"]
 
 # Runs in every frame of every page before the page's own scripts. `document` exists
 # then even though `documentElement` may not, and observing it sees everything parsed.
@@ -134,10 +136,11 @@ class Settler:
 
     def settle(
         self, page: Page, network: NetworkTracker, capture: Callable[[Page], bytes] | None = None
-    ) -> tuple[float, Capture | None]:
-        """Wait until quiet (or `max_ms`); return the milliseconds waited and a capture of the
-        quiet page, if `capture` was given and the page stayed quiet after it."""
-        from playwright.sync_api import Error
+    ) -> tuple[float, SettleReason, Capture | None]:
+        """Wait until quiet (or `max_ms`); return the milliseconds waited, why the wait ended
+        ("quiet", "bound": `max_ms` ran out, "error": the page closed or crashed), and a
+        capture of the quiet page, if `capture` was given and the page stayed quiet after it."""
+        from playwright.sync_api import Error, TimeoutError
 
         start = time.perf_counter()
         deadline = start + self.max_ms / 1000
@@ -145,6 +148,7 @@ class Settler:
         if capture is not None and self._capture_ms:
             lead = min(self.quiet_ms * LEAD_SHARE, statistics.median(self._capture_ms))
         shot: Capture | None = None
+        reason: SettleReason = "bound"
         try:
             while (left_ms := (deadline - time.perf_counter()) * 1000) > 0:
                 # Playwright re-runs the predicate across navigations and enforces the
@@ -165,6 +169,7 @@ class Settler:
                         continue
                     quiet = min(dom_quiet, network.quiet_ms())
                     if quiet >= self.quiet_ms:
+                        reason = "quiet"
                         break
                     wait_ms = self.quiet_ms - quiet
                 else:
@@ -173,13 +178,15 @@ class Settler:
                 if left_ms > 0:
                     # Requests may finish and change the DOM meanwhile: then the loop waits again.
                     page.wait_for_timeout(min(max(wait_ms, 1.0), left_ms))
+        except TimeoutError:
+            shot = None  # the bound ran out inside Playwright's wait
         except Error:
-            # A timeout, or a page that closed or crashed: settling is over either way, and
-            # the next observation shows (or reports) where the page got to.
-            shot = None
-        if shot is not None and time.perf_counter() >= deadline:
+            # A page that closed or crashed: settling is over, and the next observation
+            # shows (or reports) where the page got to.
+            shot, reason = None, "error"
+        if shot is not None and reason != "quiet":
             shot = None  # stopped by the bound, not by quiet: the capture may be mid-change
-        return (time.perf_counter() - start) * 1000, shot
+        return (time.perf_counter() - start) * 1000, reason, shot
 
     @staticmethod
     def unchanged_since(shot: Capture, page: Page, network: NetworkTracker) -> bool:

@@ -67,6 +67,7 @@ class Observation:
     window: str | None = None
     timestamp: float = field(default_factory=time.time)
     settle_ms: float = 0.0
+    settle_reason: str | None = None  # why the settle ended: "quiet", "bound" or "error"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,6 +82,7 @@ class Observation:
             "window": self.window,
             "timestamp": self.timestamp,
             "settle_ms": round(self.settle_ms, 2),
+            "settle_reason": self.settle_reason,
             "geometry": {
                 "screenshot_size": list(self.geometry.screenshot_size),
                 "device_size": list(self.geometry.device_size),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tools.actions import Click, Wait
-from tools.browser import SETTLE_MAX_MS, SETTLE_QUIET_MS, BrowserExecutor
+from tools.browser import BrowserExecutor
 from tools.executor import Observation
 
 pytestmark = pytest.mark.browser
@@ -88,10 +88,6 @@ def is_green(observation: Observation, point: tuple[int, int]) -> bool:
     return all(abs(a - b) <= 8 for a, b in zip(pixel, GREEN, strict=True))
 
 
-def test_the_defaults_settle_for_40_ms_at_most_3_s() -> None:
-    assert (SETTLE_QUIET_MS, SETTLE_MAX_MS) == (40.0, 3000.0)
-
-
 def test_dom_changes_after_a_click_are_waited_for(settle_page: BrowserExecutor) -> None:
     result = settle_page.execute(Click(x=MUTATE[0], y=MUTATE[1]))
 
@@ -99,9 +95,8 @@ def test_dom_changes_after_a_click_are_waited_for(settle_page: BrowserExecutor) 
     assert result.ok
     assert is_green(observation, STATUS)
     assert settle_page.page.evaluate("document.getElementById('status').textContent") == "done"
-    # The page kept changing for 300 ms after the click (and then had to stay quiet).
-    assert observation.settle_ms >= 300
-    assert result.elapsed_ms >= observation.settle_ms
+    # The page kept changing after the click; the settle waited until it went quiet.
+    assert observation.settle_reason == "quiet" and observation.settle_ms > 0
 
 
 def test_a_delayed_fetch_is_waited_for(settle_page: BrowserExecutor) -> None:
@@ -109,13 +104,14 @@ def test_a_delayed_fetch_is_waited_for(settle_page: BrowserExecutor) -> None:
 
     observation = settle_page.observe()
     assert is_green(observation, STATUS)
-    assert observation.settle_ms >= 300
+    assert observation.settle_reason == "quiet"
 
 
 def test_a_subresource_of_the_next_page_is_waited_for(settle_page: BrowserExecutor) -> None:
     settle_page.execute(Click(x=LOAD_SLOW[0], y=LOAD_SLOW[1]))
 
-    assert settle_page.observe().title == "Slow image"
+    observation = settle_page.observe()
+    assert observation.title == "Slow image" and observation.settle_reason == "quiet"
     assert settle_page.page.evaluate("document.getElementById('slow').complete") is True
 
 
@@ -125,18 +121,18 @@ def test_a_page_that_never_stops_is_bounded_by_settle_max_ms(server: str) -> Non
         observation = executor.observe()
 
     assert result.ok
-    # It waited the whole bound, and stopped there (not at the default 3 s, and not never).
-    assert 500 <= observation.settle_ms < SETTLE_MAX_MS
+    # The page never went quiet: the settle ended at the bound (and did end).
+    assert observation.settle_reason == "bound" and observation.settle_ms > 0
 
 
 def test_a_quiet_click_waits_one_quiet_window_and_observe_resets_it(settle_page: BrowserExecutor) -> None:
     settle_page.execute(Click(x=NOOP[0], y=NOOP[1]))
 
     first, second = settle_page.observe(), settle_page.observe()
-    # The click's own pointer events open the window, so the settle lasts about that long
-    # (less the moment between the events and execute() starting to wait).
-    assert first.settle_ms >= QUIET_MS / 2
-    assert second.settle_ms == 0.0
+    # The click's own pointer events open the window, so the settle waits it out; the
+    # second observation follows no action, so it reports no settle.
+    assert first.settle_reason == "quiet" and first.settle_ms > 0
+    assert second.settle_ms == 0.0 and second.settle_reason is None
 
 
 def test_a_long_poll_older_than_the_bound_does_not_hold_every_step(server: str) -> None:
@@ -146,8 +142,8 @@ def test_a_long_poll_older_than_the_bound_does_not_hold_every_step(server: str) 
         executor.execute(Click(x=100, y=30))
         observation = executor.observe()
 
-    # Counted as in flight, the poll would keep the settle waiting until the bound (800 ms).
-    assert observation.settle_ms < 800
+    # Counted as in flight, the poll would keep the settle waiting until the bound.
+    assert observation.settle_reason == "quiet"
 
 
 def test_settle_parameters_and_capture_are_checked() -> None:
