@@ -60,6 +60,14 @@ class GenerationConfig:
     keep_images: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
+        if not self.temperature >= 0:  # NaN fails too
+            raise ValueError(f"temperature must be 0 (greedy) or more, not {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.seed is not None and not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be None or in [0, 2**64), not {self.seed}")
         if self.n < 1:
             raise ValueError(f"n must be at least 1, not {self.n}")
         if self.keep_images is not None and self.keep_images < 0:

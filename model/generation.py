@@ -80,29 +80,34 @@ class TextPieces:
     """Turns token ids, one at a time, into text pieces whose concatenation is `decode(all ids)`.
 
     A piece is released only while the decoded text grows by appending, and never ends
-    inside a character whose UTF-8 bytes are split over several tokens.
+    inside a character whose UTF-8 bytes are split over several tokens. Each step decodes
+    a short window of the newest tokens, not the whole reply (as vLLM and TGI detokenize):
+    the window starts one released piece back, so a token decodes with its left context.
     """
 
     def __init__(self, decode: Callable[[list[int]], str]) -> None:
         self._decode = decode
         self._ids: list[int] = []
-        self._sent = ""
+        self._prefix = 0  # the window starts here
+        self._read = 0  # tokens before this one are released
 
     def push(self, token: int) -> str:
         self._ids.append(token)
-        text = self._decode(self._ids)
-        if text.endswith("\ufffd") or not text.startswith(self._sent):
-            return ""
-        return self._release(text)
+        return self._advance(final=False)
 
     def finish(self) -> str:
         """Whatever is left once the last token is in."""
-        text = self._decode(self._ids)
-        return self._release(text) if text.startswith(self._sent) else ""
+        return self._advance(final=True)
 
-    def _release(self, text: str) -> str:
-        piece, self._sent = text[len(self._sent) :], text
-        return piece
+    def _advance(self, *, final: bool) -> str:
+        released = self._decode(self._ids[self._prefix : self._read])
+        text = self._decode(self._ids[self._prefix :])
+        if len(text) <= len(released) or not text.startswith(released):
+            return ""
+        if text.endswith("\ufffd") and not final:
+            return ""
+        self._prefix, self._read = self._read, len(self._ids)
+        return text[len(released) :]
 
 
 _DONE = object()

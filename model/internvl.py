@@ -74,6 +74,11 @@ class InternVLModel:
             )
         pad = tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else self._stop_id
+        # generate fills every setting a call leaves unset from model.generation_config: a
+        # clean one keeps the checkpoint's sampling defaults (top_k, repetition_penalty) out.
+        from transformers import GenerationConfig as HFGenerationConfig
+
+        model.generation_config = HFGenerationConfig(eos_token_id=self._stop_id, pad_token_id=self._pad_id)
         keep = {self._prompts.token(t) for t in _KEEP_ON_DECODE}
         self._skip_on_decode = {
             int(i) for i, token in tokenizer.added_tokens_decoder.items() if token.special
@@ -245,14 +250,23 @@ class InternVLModel:
         sampling = config.temperature > 0
         copies = config.n if sampling else 1  # greedy candidates would all be the same
         device = self._model.device
-        inputs = left_padded(prompts, pad_id=self._pad_id, device=device, dtype=self._model.dtype)
-        # A fresh config: the checkpoint's own defaults (sampling settings) must not leak in.
+        # Each prompt `copies` times in a row, ids and tiles alike: generate's own expansion
+        # (num_return_sequences) of pixel_values has differed between transformers versions.
+        rows_in = [prompt for prompt in prompts for _ in range(copies)]
+        inputs = left_padded(rows_in, pad_id=self._pad_id, device=device, dtype=self._model.dtype)
+        # A fresh config, and every setting that changes the reply given explicitly: generate
+        # fills the unset ones from model.generation_config, then from library defaults (top_k=50).
         hf_config = HFGenerationConfig(
             max_new_tokens=config.max_new_tokens,
+            min_new_tokens=0,
+            min_length=0,
             do_sample=sampling,
             temperature=config.temperature if sampling else None,
             top_p=config.top_p if sampling else None,
-            num_return_sequences=copies,
+            top_k=0 if sampling else None,  # 0 disables it; greedy ignores it
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            num_return_sequences=1,
             eos_token_id=self._stop_id,
             pad_token_id=self._pad_id,
         )

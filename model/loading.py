@@ -69,6 +69,7 @@ def load(
     """The InternVLForConditionalGeneration (in eval mode) and the tokenizer in `path`."""
     try:
         import torch
+        from safetensors import SafetensorError
         from transformers import AutoConfig, AutoTokenizer, InternVLForConditionalGeneration
     except ImportError as exc:
         raise ModelUnavailable(f"the local InternVL backend needs {exc.name}: {INSTALL_HINT}") from exc
@@ -87,8 +88,14 @@ def load(
         )
     if split is not None and find_spec("accelerate") is None:
         raise ModelUnavailable("spreading a model over several GPUs needs accelerate: pip install accelerate")
-    if split is not None or quantization is not None:
+    if device is not None:
+        _check_device(torch, device, cuda_count)
+    if split is not None:
         device = "cuda:0" if cuda_count else "cpu"  # where the inputs go; the map places the rest
+    elif quantization is not None:
+        device = device or "cuda:0"  # the whole quantized model goes on the device asked for
+        if torch.device(device).type != "cuda":
+            raise ModelUnavailable(f"{quantization} loading runs on a CUDA GPU, not on {device!r}")
     device = device or ("cuda" if cuda_count else "cpu")
     dtype = _dtype(torch, dtype, device)
     attention = attn_implementation or choose_attention(
@@ -116,14 +123,36 @@ def load(
         ) from exc
     except ImportError as exc:  # an optional kernel (flash_attn, bitsandbytes) that fails to import
         raise ModelUnavailable(f"could not load the model in {path}: {_one_line(exc)}") from exc
-    except torch.OutOfMemoryError as exc:
+    except torch.OutOfMemoryError as exc:  # before RuntimeError, which it is
         where = f"{len(set(split.values()))} GPUs" if split else device
         raise ModelUnavailable(
             f"{path.name} does not fit in the memory of {where}: use quantization='4bit', "
             "more GPUs (device_map='auto'), or a smaller model"
         ) from exc
+    except (SafetensorError, RuntimeError) as exc:  # a truncated file, or weights of another shape
+        raise ModelUnavailable(
+            f"the weights in {path} are damaged or do not fit its config.json: {_one_line(exc)}. "
+            "Download the checkpoint again"
+        ) from exc
     model.eval()
     return model, tokenizer
+
+
+def _check_device(torch: Any, device: str, cuda_count: int) -> None:
+    """Refuse a device that torch cannot parse, or a GPU this machine does not have."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N' ({_one_line(exc)})"
+        ) from exc
+    if parsed.type == "cuda" and not cuda_count:
+        raise ModelUnavailable(f"device {device!r} is a CUDA GPU and this machine has none: use device='cpu'")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= cuda_count:
+        raise ModelUnavailable(
+            f"device {device!r} does not exist: this machine has {cuda_count} GPU(s), "
+            f"cuda:0 to cuda:{cuda_count - 1}"
+        )
 
 
 def _dtype(torch: Any, dtype: Any, device: str) -> Any:

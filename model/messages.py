@@ -21,6 +21,10 @@ from tools.errors import AgentError
 __all__ = ["MessageLike", "as_messages", "decode_data_url", "encode_data_url", "to_openai"]
 
 MessageLike = Message | Mapping[str, Any]
+# The image types a data URL may declare, and the Pillow format each must hold.
+_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP"}
+_ALLOWED = tuple(dict.fromkeys(_FORMATS.values()))
+_FORMAT_NAMES = ", ".join(f"image/{t}" for t in _FORMATS)
 _ROLES = ("system", "user", "assistant")
 
 
@@ -66,12 +70,19 @@ def decode_data_url(url: str) -> Any:
             f"image URL {url[:40]!r}... is not a base64 data URL: send images as "
             "data:image/png;base64,... (remote image URLs are not fetched)"
         )
+    declared = url[len("data:image/") :].split(";", 1)[0].lower()
+    expected = _FORMATS.get(declared)
+    if expected is None:
+        raise AgentError(f"image data URL type image/{declared[:20]} is not supported: use {_FORMAT_NAMES}")
     try:
         raw = base64.b64decode(url.split(",", 1)[1], validate=True)
-        image = Image.open(io.BytesIO(raw))
+        # Only the formats named: Pillow would otherwise try every format it knows (EPS runs Ghostscript).
+        image = Image.open(io.BytesIO(raw), formats=list(_ALLOWED))
         image.load()
     except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as exc:
         raise AgentError(f"image data URL could not be decoded as an image: {exc}") from exc
+    if image.format != expected:
+        raise AgentError(f"image data URL says image/{declared} but holds a {image.format} image")
     return image
 
 

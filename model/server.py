@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install 'internvl-agent[serve]'"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 Choice = tuple[str, str]  # (text, finish_reason)
+MAX_TOKENS = 8192  # the most new tokens one request may ask for
+# What a client hears of an unexpected failure; the details go to the log only.
+_INTERNAL = "the model failed with an internal error: the server log has the details"
 
 
 class ChatCompletionRequest(BaseModel):
@@ -57,12 +60,12 @@ class ChatCompletionRequest(BaseModel):
     model: str | None = None
     # Checked by model.messages.as_messages, whose errors name the message and the fix.
     messages: list[dict[str, Any]] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)  # newer clients' name for it
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)  # newer clients' name for it
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1, le=8)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, lt=2**64)
     stream: bool = False
 
     def generation_config(self) -> GenerationConfig:
@@ -103,7 +106,7 @@ def create_app(model: VisionLanguageModel, *, served_name: str | None = None) ->
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         log.error("chat completion failed", exc_info=exc)
-        return error(500, f"the model failed: {type(exc).__name__}: {exc}", "server_error")
+        return error(500, _INTERNAL, "server_error")
 
     @app.get("/v1/models", response_model=None)
     async def list_models() -> JSONResponse:
@@ -209,7 +212,7 @@ async def _sse(
     except Exception as exc:
         # The status line is long gone: report the failure as an error event, as vLLM does.
         log.error("streamed chat completion failed", exc_info=exc)
-        message = exc.message if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
+        message = exc.message if isinstance(exc, AgentError) else _INTERNAL
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
     yield "data: [DONE]\n\n"
 

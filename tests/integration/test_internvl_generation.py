@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import tiny
+from model import internvl, tiny
 from model.base import Completion, GenerationConfig, Message
+from model.generation import TextPieces
 from model.internvl import InternVLModel
 from model.messages import to_openai
 from model.prompting import OMITTED_IMAGE
@@ -98,16 +99,48 @@ def test_the_concatenated_stream_is_the_greedy_text(vlm):
         assert "".join(pieces) == vlm.generate(conversation, config).text
 
 
-def test_a_reader_that_stops_early_stops_the_decoding_thread(vlm):
-    stream = vlm.stream(CONVERSATIONS[0], GenerationConfig(max_new_tokens=200))
+def test_text_pieces_decode_a_short_window_not_the_whole_reply(vlm):
+    text = "Click «Submit» — then wait 3s for the 🚀 page; ünïcödé and 日本語 too. " * 20
+    ids = vlm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoded: list[int] = []
+
+    def decode(window: list[int]) -> str:
+        decoded.append(len(window))
+        return vlm.tokenizer.decode(window)
+
+    pieces = TextPieces(decode)
+    out = [pieces.push(token) for token in ids] + [pieces.finish()]
+    assert "".join(out) == vlm.tokenizer.decode(ids)
+    assert sum(decoded) < 10 * len(ids)  # linear: the whole reply each step would be ~len(ids)**2 / 2
+
+
+def test_a_reader_that_stops_early_stops_the_decoding_thread(vlm, monkeypatch):
+    produced: list[int] = []
+
+    class CountingClock(internvl.TokenClock):
+        def put(self, value):
+            if value.dim() == 1:
+                produced.append(1)
+            super().put(value)
+
+    monkeypatch.setattr(internvl, "TokenClock", CountingClock)
+    config = GenerationConfig(max_new_tokens=200)
+    assert vlm.generate(CONVERSATIONS[0], config).output_tokens == 200  # read to the end, it runs long
+    produced.clear()
+    stream = vlm.stream(CONVERSATIONS[0], config)
     assert next(stream)
     stream.close()
     assert not [t for t in threading.enumerate() if t.name == "internvl-stream"]
+    assert len(produced) < 50  # the decoding stopped soon after the reader left
 
 
-def test_an_error_in_the_decoding_thread_is_raised_to_the_reader(vlm):
-    stream = vlm.stream(CONVERSATIONS[0], GenerationConfig(max_new_tokens=0))  # transformers refuses 0
-    with pytest.raises(ValueError, match="max_new_tokens"):
+def test_an_error_in_the_decoding_thread_is_raised_to_the_reader(vlm, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("the model broke")
+
+    monkeypatch.setattr(vlm.hf_model, "generate", broken)
+    stream = vlm.stream(CONVERSATIONS[0], GREEDY)
+    with pytest.raises(ValueError, match="the model broke"):
         list(stream)
     assert not [t for t in threading.enumerate() if t.name == "internvl-stream"]
 
@@ -233,6 +266,22 @@ def test_top_p_and_max_new_tokens_are_honoured(vlm):
     assert all(count <= 3 for count in short.extra["candidate_tokens"])
 
 
+def test_candidates_are_decoded_from_prompts_we_repeat_ourselves(vlm, monkeypatch):
+    """Each prompt goes in n times, tiles included, so no transformers expansion is relied on."""
+    calls: list[tuple[int, int, int]] = []
+    generate = vlm.hf_model.generate
+
+    def spy(**kwargs):
+        pixels = kwargs["pixel_values"].shape[0]
+        calls.append((kwargs["input_ids"].shape[0], pixels, kwargs["generation_config"].num_return_sequences))
+        return generate(**kwargs)
+
+    monkeypatch.setattr(vlm.hf_model, "generate", spy)
+    rows = CONVERSATIONS[1:4]  # 1, no and 4 tiles
+    vlm.generate_batch(rows, GenerationConfig(max_new_tokens=2, temperature=1.0, n=3, seed=1))
+    assert calls == [(3 * 3, 3 * (1 + 4), 1)]
+
+
 def test_greedy_candidates_are_copies_of_the_greedy_reply(vlm):
     completion = vlm.generate(CONVERSATIONS[0], GenerationConfig(max_new_tokens=4, n=3))
     assert completion.candidates == (completion.text,) * 3
@@ -258,3 +307,22 @@ def test_a_completion_made_without_candidates_lists_its_text():
         GenerationConfig(n=0)
     with pytest.raises(ValueError, match="keep_images"):
         GenerationConfig(keep_images=-1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_new_tokens": 0},
+        {"temperature": -0.5},
+        {"temperature": float("nan")},
+        {"top_p": 0.0},
+        {"top_p": 1.5},
+        {"seed": -1},
+        {"seed": 2**64},
+        {"n": 0},
+    ],
+)
+def test_a_generation_config_out_of_range_names_the_setting(bad):
+    (name,) = bad
+    with pytest.raises(ValueError, match=name):
+        GenerationConfig(**bad)

@@ -169,6 +169,33 @@ def test_generates_from_a_screenshot_and_greedy_is_repeatable(vlm):
     assert first.extra["num_tiles"] == 3
 
 
+def test_the_checkpoints_generation_defaults_do_not_leak_into_decoding(vlm):
+    """The tiny model repeats one token, so a leaked repetition penalty would change its reply."""
+    conversation = [Message.user("Click the blue Submit button.")]
+    config = GenerationConfig(max_new_tokens=12)
+    greedy = vlm.generate(conversation, config).text
+    hf_model = vlm.hf_model
+    saved = hf_model.generation_config
+    try:
+        for target in ("before wrapping", "after wrapping"):
+            leaky = type(saved)(
+                eos_token_id=saved.eos_token_id,
+                pad_token_id=saved.pad_token_id,
+                repetition_penalty=2.0,
+                no_repeat_ngram_size=1,
+                top_k=1,
+                min_new_tokens=12,
+            )
+            if target == "before wrapping":
+                hf_model.generation_config = leaky
+                wrapped = InternVLModel(hf_model, vlm.tokenizer, name="tiny")
+            else:
+                hf_model.generation_config = leaky
+            assert wrapped.generate(conversation, config).text == greedy, target
+    finally:
+        hf_model.generation_config = saved
+
+
 def test_sampling_with_a_seed_is_repeatable(vlm):
     config = GenerationConfig(max_new_tokens=8, temperature=1.0, seed=123)
     first = vlm.generate([Message.user("pick a word")], config)
@@ -239,6 +266,25 @@ def test_an_incomplete_checkpoint_is_reported_not_raised_raw(tmp_path, checkpoin
         InternVLModel.from_pretrained(str(tmp_path))
 
 
+def test_a_truncated_checkpoint_is_reported_not_raised_raw(tmp_path, checkpoint):
+    shutil.copytree(checkpoint, tmp_path, dirs_exist_ok=True)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelUnavailable, match=str(tmp_path)):
+        InternVLModel.from_pretrained(str(tmp_path))
+
+
+def test_weights_of_another_shape_are_reported_not_raised_raw(tmp_path, checkpoint):
+    import json
+
+    shutil.copytree(checkpoint, tmp_path, dirs_exist_ok=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["text_config"]["intermediate_size"] += 8
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelUnavailable, match=str(tmp_path)):
+        InternVLModel.from_pretrained(str(tmp_path))
+
+
 # -- (c2) where and how the model loads ------------------------------------------------------
 
 
@@ -273,6 +319,14 @@ def test_asking_for_more_gpus_than_the_machine_has_says_how_many_it_has(checkpoi
 def test_one_device_and_a_device_map_together_are_refused(checkpoint):
     with pytest.raises(ValueError, match="not both"):
         InternVLModel.from_pretrained("tiny", device="cpu", device_map="auto")
+
+
+def test_a_device_this_machine_lacks_is_refused_with_a_reason(checkpoint):
+    with pytest.raises(ModelUnavailable, match="unknown device 'gpu'"):
+        InternVLModel.from_pretrained("tiny", device="gpu")
+    missing = "cuda" if not _cuda_count() else f"cuda:{_cuda_count()}"
+    with pytest.raises(ModelUnavailable, match="GPU"):
+        InternVLModel.from_pretrained("tiny", device=missing)
 
 
 def test_the_device_map_names_modules_of_the_loaded_tiny_model(vlm):

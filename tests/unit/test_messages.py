@@ -53,3 +53,35 @@ def test_bad_messages_say_what_to_send(message, hint):
 def test_remote_urls_are_never_fetched():
     with pytest.raises(AgentError):
         decode_data_url("http://127.0.0.1:9/image.png")
+
+
+def _data_url(mime: str, raw: bytes) -> str:
+    import base64
+
+    return f"data:{mime};base64," + base64.b64encode(raw).decode("ascii")
+
+
+def test_only_plain_image_formats_are_decoded(monkeypatch):
+    from PIL import EpsImagePlugin
+
+    opened: list[object] = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: opened.append(self))
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n"
+    with pytest.raises(AgentError, match="could not be decoded"):
+        decode_data_url(_data_url("image/png", eps))
+    assert not opened  # never parsed as EPS, so never handed to Ghostscript
+    with pytest.raises(AgentError, match="not supported"):
+        decode_data_url(_data_url("image/x-eps", eps))
+
+
+def test_the_declared_type_must_match_the_image():
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), "blue").save(buffer, format="PNG")
+    with pytest.raises(AgentError, match="image/jpeg but holds a PNG"):
+        decode_data_url(_data_url("image/jpeg", buffer.getvalue()))
+    assert decode_data_url(_data_url("image/png", buffer.getvalue())).size == (4, 4)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4, 4), "blue").save(jpeg, format="JPEG")
+    assert decode_data_url(_data_url("image/jpg", jpeg.getvalue())).format == "JPEG"
