@@ -49,7 +49,7 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model.architectures import ARCHITECTURES, instantiate_random
-from model.preprocess import TILE_SIZE, tile_image
+from model.preprocess import TILE_SIZE, select_grid, tile_image
 
 PHASES = ("preprocess", "vision", "prefill", "decode/token", "decode", "total", "generate")
 VISION_TOKENS_PER_TILE = (TILE_SIZE // 14) ** 2 + 1  # 1024 patches + CLS
@@ -90,15 +90,25 @@ def screenshot() -> Any:
     return Image.fromarray(pixels)
 
 
-def make_tiles(tiles: int) -> Callable[[], np.ndarray]:
-    """The preprocessing of one step: exactly `tiles` grid tiles plus the thumbnail."""
+def make_tiles(max_tiles: int) -> Callable[[], np.ndarray]:
+    """The preprocessing of one step: the screenshot tiled as the agent does, up to `max_tiles`.
+
+    The grid is InternVL's choice (`select_grid`, like its `max_num`), plus a thumbnail when
+    the grid has more than one tile. If tiling fails here (no Pillow, or a torch build without
+    the kernels tile_image uses), random tiles of the same shape stand in.
+    """
+    cols, rows = select_grid(1920, 1080, max_tiles=max_tiles)
+    count = cols * rows + (cols * rows > 1)
     try:
         image = screenshot()
-    except ImportError:  # no Pillow on this machine: same shapes, random values
-        print("Pillow is missing: random tiles stand in for the tiled screenshot")
-        values = np.random.default_rng(0).standard_normal((tiles + (tiles > 1), 3, TILE_SIZE, TILE_SIZE))
-        return lambda: values.astype(np.float32)
-    return lambda: tile_image(image, min_tiles=tiles, max_tiles=tiles).pixel_values
+        tile_image(image, max_tiles=max_tiles)
+    except Exception as error:  # any failure: the rest of the bench still runs
+        print(f"tile_image failed ({type(error).__name__}: {error}): random tiles stand in for it")
+        values = np.random.default_rng(0).standard_normal((count, 3, TILE_SIZE, TILE_SIZE)).astype(np.float32)
+        return lambda: values.copy()
+    grid = f"a {cols}x{rows} grid + thumbnail = {count} tiles" if count > 1 else "1 tile"
+    print(f"1920x1080 screenshot, max {max_tiles} tiles: {grid}")
+    return lambda: tile_image(image, max_tiles=max_tiles).pixel_values
 
 
 def prompt_ids(num_tiles: int, image_token_id: int, text_tokens: int) -> torch.Tensor:
@@ -337,7 +347,11 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
                         help="default bfloat16 on CUDA, float32 on the CPU")  # fmt: skip
     parser.add_argument(
-        "--tiles", type=int, default=6, help="grid tiles per screenshot, plus a thumbnail (default 6)"
+        "--tiles",
+        type=int,
+        default=6,
+        help="max tiles per screenshot, as InternVL's max_num: the grid is chosen as the agent "
+        "does, plus a thumbnail (default 6)",
     )
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument(

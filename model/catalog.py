@@ -170,16 +170,24 @@ def instantiate_random(
 
 @cache
 def _counts(short: str) -> tuple[int, int]:
-    """(all parameters, the weights of quantizable Linear layers), counted on the meta device."""
+    """(all parameters, the weights of quantized Linear layers), counted on the meta device.
+
+    Quantized: the Linears that `model.loading` hands to bitsandbytes, i.e. not under one of
+    its `_NOT_QUANTIZED` prefixes (vision tower, projector, lm_head), nor the output layer.
+    """
     from torch import nn
+
+    from model.loading import _NOT_QUANTIZED
 
     model = instantiate_random(short, device="meta")
     total = sum(p.numel() for p in model.parameters())  # a tied weight counts once
     output = model.get_output_embeddings()
     quantizable = sum(
         module.weight.numel()
-        for module in model.modules()
-        if isinstance(module, nn.Linear) and module is not output
+        for path, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and module is not output
+        and not any(path == kept or path.startswith(kept + ".") for kept in _NOT_QUANTIZED)
     )
     return total, quantizable
 
@@ -193,9 +201,9 @@ def memory_gib(name: str, precision: Precision) -> float:
     """GiB that the weights of `name` take at `precision` ("bf16", "8bit" or "4bit").
 
     Weights only: the KV cache, activations and the CUDA context come on top. The quantized
-    rows follow what bitsandbytes quantizes through transformers: every Linear matrix (vision
-    tower, projector, decoder layers) at the bytes above, while embeddings, lm_head, norms,
-    biases, the patch convolution and position embeddings stay in bf16.
+    rows follow what `model.loading` has bitsandbytes quantize: the language model's Linear
+    matrices at the bytes above, while the vision tower and projector (kept out, as
+    `model.loading._NOT_QUANTIZED` says), embeddings, lm_head, norms and biases stay in bf16.
     """
     if precision not in _QUANTIZED_BYTES:
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")

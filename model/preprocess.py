@@ -265,7 +265,8 @@ def _second_pass(plan: _Plan, second: Any, out: Any, t: int) -> None:
 
 
 _helper: ThreadPoolExecutor | None = None
-_helper_lock = threading.Lock()
+# Held by whoever changes torch's thread count, for a whole tile_image (re-entered by _shared).
+_torch_threads = threading.RLock()
 
 
 def _one_torch_thread() -> None:
@@ -281,41 +282,54 @@ def _shared(tasks: list[Callable[[], object]]) -> None:
     Our kernels are memory-bound and last about a millisecond: torch's OpenMP team gains
     little on them and, on a busy machine, its spinning threads made them up to 10x slower.
     This thread works rather than waits: a helper slow to get a core just takes fewer tasks.
+    The first task to raise stops the rest; no task outlives the call.
     """
     import torch
 
     global _helper
-    with _helper_lock:
+    with _torch_threads:
         if _helper is None:
             threads = torch.get_num_threads()
             _helper = ThreadPoolExecutor(1, "tile_image", initializer=_one_torch_thread)
             _helper.submit(int).result()
             torch.set_num_threads(threads)  # _one_torch_thread also set torch's default for new threads
-    queue = iter(tasks)  # a list iterator hands each task to exactly one thread
-    # Inference mode is per thread: tensors made under the caller's must be written under it too.
-    inference = torch.is_inference_mode_enabled()
+        queue = iter(tasks)  # a list iterator hands each task to exactly one thread
+        failed = threading.Event()
+        # Inference mode is per thread: tensors made under the caller's must be written under it too.
+        inference = torch.is_inference_mode_enabled()
 
-    def work() -> None:
-        for task in queue:
-            task()
+        def work() -> None:
+            for task in queue:
+                if failed.is_set():
+                    return
+                try:
+                    task()
+                except BaseException:
+                    failed.set()
+                    raise
 
-    def help_out() -> None:
-        with torch.inference_mode(inference):
+        def help_out() -> None:
+            with torch.inference_mode(inference):
+                work()
+
+        helping = _helper.submit(help_out)
+        # set_num_threads also sets torch's default for threads not yet started; holding the
+        # lock, no other caller can read our temporary 1 as its value to restore.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
             work()
-
-    helping = _helper.submit(help_out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # for this thread's OpenMP team; put back below
-    try:
-        work()
-    finally:
-        torch.set_num_threads(threads)
-    helping.result()
+        finally:
+            torch.set_num_threads(threads)
+            helper_error = helping.exception()  # waits: the helper stops at its next task
+        if helper_error is not None:  # (an error of this thread's own has already propagated)
+            raise helper_error
 
 
 def _forget_helper() -> None:
-    global _helper
-    _helper = None  # a forked child has none of its parent's threads
+    global _helper, _torch_threads
+    _helper = None  # a forked child has none of its parent's threads, nor their locks
+    _torch_threads = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_forget_helper)
@@ -334,6 +348,19 @@ def tile_image(
     Runs on this thread and one helper thread (created on first use); while it runs, torch's
     intra-op thread count on this thread is 1, and it is put back before returning.
     """
+    with _torch_threads:  # one call at a time sets torch's thread count (see _shared)
+        return _tile_image(image, max_tiles=max_tiles, min_tiles=min_tiles, tile_size=tile_size,
+                           thumbnail=thumbnail)
+
+
+def _tile_image(
+    image: Image,
+    *,
+    max_tiles: int = 12,
+    min_tiles: int = 1,
+    tile_size: int = TILE_SIZE,
+    thumbnail: bool = True,
+) -> Tiles:
     import torch
 
     if not 1 <= min_tiles <= max_tiles:

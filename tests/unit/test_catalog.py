@@ -100,15 +100,23 @@ def test_memory_rows_follow_the_stated_bytes_per_weight(name):
     # Quantized rows: Linear weights at 1 or 0.5625 bytes, everything else in bf16 (2 bytes).
     assert params * 1 / 2**30 < int8 < bf16
     assert params * 0.5625 / 2**30 < int4 < int8
-    # Exactly: count the Linear matrices (lm_head aside) of the model itself.
+    # Exactly: count the Linear matrices of the language model alone: model.loading keeps the
+    # vision tower, the projector and lm_head in bf16.
     from torch import nn
 
     model = instantiate_random(name, device="meta")
     linear = sum(
         module.weight.numel()
         for path, module in model.named_modules()
-        if isinstance(module, nn.Linear) and path != "lm_head"
+        if isinstance(module, nn.Linear) and path.startswith("model.language_model.")
     )
+    vision = sum(
+        module.weight.numel()
+        for path, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and path.startswith(("model.vision_tower.", "model.multi_modal_projector."))
+    )
+    assert vision > 0 and linear > 0
     assert int8 == pytest.approx((linear * 1 + (params - linear) * 2) / 2**30)
     assert int4 == pytest.approx((linear * (0.5 + 4 / 64) + (params - linear) * 2) / 2**30)
 

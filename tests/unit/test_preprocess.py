@@ -214,6 +214,10 @@ def test_concurrent_calls_agree_and_leave_torch_threads_alone():
     images = [_image(1280 + 64 * i, 720, seed=i) for i in range(4)]
     expected = [tile_image(image).pixel_values for image in images]
     threads_before = torch.get_num_threads()
+    fresh_before: list[int] = []
+    probe = threading.Thread(target=lambda: fresh_before.append(torch.get_num_threads()))
+    probe.start()
+    probe.join()
     results: dict[int, np.ndarray] = {}
 
     def run(i: int) -> None:
@@ -227,6 +231,12 @@ def test_concurrent_calls_agree_and_leave_torch_threads_alone():
     for i, pixels in enumerate(expected):
         np.testing.assert_array_equal(results[i], pixels)
     assert torch.get_num_threads() == threads_before
+    # torch's default for new threads must survive too (a streaming decode thread would get it).
+    fresh: list[int] = []
+    probe = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+    probe.start()
+    probe.join()
+    assert fresh == [fresh_before[0]]
 
 
 def test_tiling_inside_torch_inference_mode_gives_the_same_tiles():
@@ -241,3 +251,26 @@ def test_tiling_inside_torch_inference_mode_gives_the_same_tiles():
         no_grad = tile_image(image, max_tiles=6).pixel_values
     np.testing.assert_array_equal(inside, expected)
     np.testing.assert_array_equal(no_grad, expected)
+
+
+def test_a_failing_task_raises_and_no_task_outlives_the_call():
+    import threading
+    import time
+
+    from model.preprocess import _shared
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def task(i: int) -> None:
+        with lock:
+            started.append(i)
+        time.sleep(0.002)
+        if i == 3:
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        _shared([lambda i=i: task(i) for i in range(200)])
+    count = len(started)
+    time.sleep(0.05)
+    assert len(started) == count < 200  # the rest were never started, even after the raise
