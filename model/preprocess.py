@@ -348,50 +348,39 @@ def tile_image(
     Runs on this thread and one helper thread (created on first use); while it runs, torch's
     intra-op thread count on this thread is 1, and it is put back before returning.
     """
-    with _torch_threads:  # one call at a time sets torch's thread count (see _shared)
-        return _tile_image(image, max_tiles=max_tiles, min_tiles=min_tiles, tile_size=tile_size,
-                           thumbnail=thumbnail)
-
-
-def _tile_image(
-    image: Image,
-    *,
-    max_tiles: int = 12,
-    min_tiles: int = 1,
-    tile_size: int = TILE_SIZE,
-    thumbnail: bool = True,
-) -> Tiles:
     import torch
 
     if not 1 <= min_tiles <= max_tiles:
         raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles=}, {max_tiles=}")
-    rgb = to_rgb(image)
-    width, height = rgb.size
-    cols, rows = select_grid(width, height, min_tiles=min_tiles, max_tiles=max_tiles, tile_size=tile_size)
-    plan = _plan(width, height, cols, rows, thumbnail and cols * rows > 1, tile_size)
-    source = np.asarray(rgb)
-    tables: dict[bool, np.ndarray] = {}
-    copies: list[Callable[[], object]] = []
-    for job in plan.resizes:  # the first pass's tables, copied in pieces (numpy drops the GIL to copy)
-        if job.vertical not in tables:
-            table = tables[job.vertical] = np.empty((job.p_in, 3 * job.q_in + 8), dtype=np.uint8)
-            table[:, -8:] = _row_bytes(1.0, 0.5 + plan.slack)
-            lines = source.transpose(0, 2, 1) if job.vertical else source.transpose(1, 2, 0)
-            rows_of = table[:, :-8].reshape(job.p_in, 3, job.q_in)
-            copies += [partial(np.copyto, rows_of[i : i + 256], lines[i : i + 256])
-                       for i in range(0, job.p_in, 256)]
-    _shared(copies)
-    second = np.empty((plan.rows[-1], tile_size + 8), dtype=np.uint8)
-    firsts: list[Callable[[], object]] = []
-    for n in reversed(range(len(plan.resizes))):  # the thumbnail first: its taps are the longest
-        job, part = plan.resizes[n], slice(plan.rows[n], plan.rows[n + 1])
-        for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)):
-            second[part, tile_size:].reshape(3, -1, 8)[channel] = _row_bytes(1.0 / (255.0 * std), -mean / std)
-        table, chunks = tables[job.vertical], len(job.bags)
-        firsts += [partial(_first_pass, plan, job, table, second[part], range(c, min(c + 3, chunks)))
-                   for c in range(0, chunks, 3)]
-    _shared(firsts)
-    out = np.empty((len(plan.transposed), 3, tile_size, tile_size), dtype=np.float32)
-    second_t, out_t = torch.from_numpy(second), torch.from_numpy(out)
-    _shared([partial(_second_pass, plan, second_t, out_t, t) for t in range(len(out))])
-    return Tiles(pixel_values=out, grid=(cols, rows))
+    with _torch_threads:  # one call at a time sets torch's thread count (see _shared)
+        rgb = to_rgb(image)
+        width, height = rgb.size
+        cols, rows = select_grid(width, height, min_tiles=min_tiles, max_tiles=max_tiles, tile_size=tile_size)
+        plan = _plan(width, height, cols, rows, thumbnail and cols * rows > 1, tile_size)
+        source = np.asarray(rgb)
+        tables: dict[bool, np.ndarray] = {}
+        copies: list[Callable[[], object]] = []
+        for job in plan.resizes:  # the first pass's tables, copied in pieces (numpy drops the GIL to copy)
+            if job.vertical not in tables:
+                table = tables[job.vertical] = np.empty((job.p_in, 3 * job.q_in + 8), dtype=np.uint8)
+                table[:, -8:] = _row_bytes(1.0, 0.5 + plan.slack)
+                lines = source.transpose(0, 2, 1) if job.vertical else source.transpose(1, 2, 0)
+                rows_of = table[:, :-8].reshape(job.p_in, 3, job.q_in)
+                copies += [partial(np.copyto, rows_of[i : i + 256], lines[i : i + 256])
+                           for i in range(0, job.p_in, 256)]
+        _shared(copies)
+        second = np.empty((plan.rows[-1], tile_size + 8), dtype=np.uint8)
+        firsts: list[Callable[[], object]] = []
+        for n in reversed(range(len(plan.resizes))):  # the thumbnail first: its taps are the longest
+            job, part = plan.resizes[n], slice(plan.rows[n], plan.rows[n + 1])
+            for channel, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)):
+                scale_bias = _row_bytes(1.0 / (255.0 * std), -mean / std)
+                second[part, tile_size:].reshape(3, -1, 8)[channel] = scale_bias
+            table, chunks = tables[job.vertical], len(job.bags)
+            firsts += [partial(_first_pass, plan, job, table, second[part], range(c, min(c + 3, chunks)))
+                       for c in range(0, chunks, 3)]
+        _shared(firsts)
+        out = np.empty((len(plan.transposed), 3, tile_size, tile_size), dtype=np.float32)
+        second_t, out_t = torch.from_numpy(second), torch.from_numpy(out)
+        _shared([partial(_second_pass, plan, second_t, out_t, t) for t in range(len(out))])
+        return Tiles(pixel_values=out, grid=(cols, rows))
