@@ -29,7 +29,7 @@ import importlib.util
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -55,12 +55,12 @@ from tools.actions import (
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
 from tools.keys import to_pyautogui
+from tools.screens import Rect, capture_geometry, input_scale, monitor_rect, region_rect
 
-__all__ = ["DesktopExecutor", "capture_geometry", "fit_within", "input_scale", "monitor_rect", "region_rect"]
+__all__ = ["DesktopExecutor"]
 
 log = logging.getLogger(__name__)
 
-Rect = tuple[int, int, int, int]  # left, top, width, height, in mss's (physical) pixels
 INSTALL_HINT = x11.INSTALL_HINT
 _DESKTOP_INSTEAD = {
     "navigate": "on the desktop, click the browser's address bar, type the URL and press enter",
@@ -69,80 +69,6 @@ _DESKTOP_INSTEAD = {
 WAIT_SLICE_S = 0.1  # a wait checks the fail-safe this often
 DRAG_STEPS = 10  # intermediate pointer moves, so applications see a real drag
 X11 = sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
-
-
-# -- geometry: pure functions over mss-style monitor lists --------------------------------
-
-
-def _describe(monitors: Sequence[Mapping[str, int]]) -> str:
-    return "; ".join(
-        f"{i} = {'all monitors ' if i == 0 else ''}{m['width']}x{m['height']} at ({m['left']}, {m['top']})"
-        for i, m in enumerate(monitors)
-    )
-
-
-def monitor_rect(monitors: Sequence[Mapping[str, int]], monitor: int) -> Rect:
-    """The rectangle of mss monitor `monitor` (0 = all combined), or ExecutorError listing them."""
-    if not 0 <= monitor < len(monitors):
-        raise ExecutorError(
-            f"monitor {monitor} does not exist; this screen has {_describe(monitors)}: "
-            "pass one of those numbers as monitor="
-        )
-    m = monitors[monitor]
-    return (m["left"], m["top"], m["width"], m["height"])
-
-
-def region_rect(monitors: Sequence[Mapping[str, int]], region: Sequence[int]) -> Rect:
-    """Check that `region` (left, top, width, height) lies on the virtual screen."""
-    left, top, width, height = (int(v) for v in region)
-    everything = monitors[0]
-    right, bottom = everything["left"] + everything["width"], everything["top"] + everything["height"]
-    if width <= 0 or height <= 0 or left < everything["left"] or top < everything["top"] \
-            or left + width > right or top + height > bottom:
-        raise ExecutorError(
-            f"region {tuple(region)} is not a non-empty rectangle inside the screen "
-            f"({everything['width']}x{everything['height']} at ({everything['left']}, {everything['top']})): "
-            "give (left, top, width, height) in absolute screen pixels"
-        )
-    return (left, top, width, height)
-
-
-def input_scale(monitors: Sequence[Mapping[str, int]], logical_size: tuple[int, int]) -> tuple[float, float]:
-    """Input units per mss pixel, from pyautogui's screen size.
-
-    pyautogui.size() is the whole root window on X11 but the primary display on Windows
-    and macOS, so it is compared with the virtual screen first, then with the primary.
-    Equal sizes mean no scaling; a Retina primary at 2x gives 0.5.
-    """
-    everything = monitors[0]
-    primary = next((m for m in monitors[1:] if m.get("is_primary")), None) or next(
-        (m for m in monitors[1:] if m["left"] == 0 and m["top"] == 0), everything
-    )
-    for m in (everything, primary):
-        if (m["width"], m["height"]) == tuple(logical_size):
-            return (1.0, 1.0)
-    return (logical_size[0] / primary["width"], logical_size[1] / primary["height"])
-
-
-def fit_within(size: tuple[int, int], max_size: tuple[int, int] | None) -> tuple[int, int]:
-    """The largest size with `size`'s aspect ratio that fits `max_size`; never enlarges."""
-    if max_size is None or (size[0] <= max_size[0] and size[1] <= max_size[1]):
-        return size
-    ratio = min(max_size[0] / size[0], max_size[1] / size[1])
-    return (max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio)))
-
-
-def capture_geometry(
-    rect: Rect, image_size: tuple[int, int], scale: tuple[float, float], max_size: tuple[int, int] | None
-) -> Geometry:
-    """Screenshot pixels (after any downscale) -> pyautogui coordinates, for a capture of `rect`."""
-    left, top, width, height = rect
-    sx, sy = scale
-    return Geometry(
-        screenshot_size=fit_within(image_size, max_size),
-        device_size=(round(width * sx), round(height * sy)),
-        offset=(round(left * sx), round(top * sy)),
-    )
 
 
 # -- the executor --------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.desktop import capture_geometry, fit_within, input_scale, monitor_rect, region_rect
 from tools.errors import ExecutorError
+from tools.screens import capture_geometry, fit_within, input_scale, monitor_rect, region_rect
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ MODULES = [
     "agent.errors", "agent.cli", "tools", "tools.actions", "tools.keys", "tools.registry",
     "tools.executor", "tools.errors", "tools.browser", "tools.browser_dom", "tools.browser_input",
     "tools.browser_runtime", "tools.browser_session", "tools.browser_settle", "tools.browser_tabs",
-    "tools.desktop", "tools.x11", "tools.xvfb",
+    "tools.desktop", "tools.screens", "tools.x11", "tools.xvfb",
     "model", "model.base", "model.scripted",
     "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages",
     "model.remote", "model.server", "model.placement", "model.loading", "model.prompting",
