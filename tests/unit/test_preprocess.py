@@ -274,3 +274,33 @@ def test_a_failing_task_raises_and_no_task_outlives_the_call():
     count = len(started)
     time.sleep(0.05)
     assert len(started) == count < 200  # the rest were never started, even after the raise
+
+
+def test_a_result_still_held_is_never_reused_for_the_next_call():
+    # tile_image reuses its last output array once nothing refers to it any more: any
+    # reference at all, a view or a tensor made from it included, must keep it untouched.
+    import torch
+
+    first, second = _image(900, 700, seed=1), _image(900, 700, seed=2)
+    expected_first = tile_image(first).pixel_values.copy()
+    expected_second = tile_image(second).pixel_values.copy()
+    held = [tile_image(first), tile_image(first).pixel_values[1:],
+            torch.from_numpy(tile_image(first).pixel_values)]
+    for _ in range(3):
+        tile_image(second)
+    np.testing.assert_array_equal(held[0].pixel_values, expected_first)
+    np.testing.assert_array_equal(held[1], expected_first[1:])
+    np.testing.assert_array_equal(held[2].numpy(), expected_first)
+    np.testing.assert_array_equal(tile_image(second).pixel_values, expected_second)
+
+
+def test_an_output_nobody_holds_is_reused_and_a_new_shape_gets_a_new_array():
+    image = _image(900, 700, seed=3)
+    address = tile_image(image).pixel_values.ctypes.data  # the Tiles is gone after this line
+    again = tile_image(image).pixel_values
+    assert again.ctypes.data == address
+    kept = again
+    other = tile_image(image).pixel_values  # `kept` still holds the last one: a new array
+    assert other.ctypes.data != kept.ctypes.data
+    np.testing.assert_array_equal(other, kept)
+    assert tile_image(image, max_tiles=2).pixel_values.shape[0] != kept.shape[0]
