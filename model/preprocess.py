@@ -11,22 +11,22 @@ embedding-bag kernel (vectorized, unlike Pillow's scalar loops), on Pillow's own
 - Second pass: unrounded, normalization folded into each table row's scale and bias, one bag
   per output row of a tile; so within half an 8-bit level of the reference.
 
-The work is cut into tasks of about a millisecond, shared by the caller and one helper thread.
+The work is cut into tasks of about a millisecond, shared by the caller and one helper thread
+(model/workshare.py).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from model.workshare import exclusive, share
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -265,72 +265,10 @@ def _second_pass(plan: _Plan, second: Any, out: Any, t: int) -> None:
         torch.clamp(pixels[channel], -mean / std, (1.0 - mean) / std, out=out[t, channel])  # Pillow clips
 
 
-_helper: ThreadPoolExecutor | None = None
-# Held by whoever changes torch's thread count, for a whole tile_image (re-entered by _shared).
-_torch_threads = threading.RLock()
-
-
-def _one_torch_thread() -> None:
-    import torch
-
-    torch.get_num_threads()  # torch's per-thread setup first: run later, it would undo the next line
-    torch.set_num_threads(1)  # OpenMP's team size is per thread: this one's
-
-
-def _shared(tasks: list[Callable[[], object]]) -> None:
-    """Run `tasks` on this thread and the helper, each running torch on a single thread.
-
-    Our kernels are memory-bound and last about a millisecond: torch's OpenMP team gains
-    little on them and, on a busy machine, its spinning threads made them up to 10x slower.
-    This thread works rather than waits: a helper slow to get a core just takes fewer tasks.
-    The first task to raise stops the rest; no task outlives the call.
-    """
-    import torch
-
-    global _helper
-    with _torch_threads:
-        if _helper is None:
-            threads = torch.get_num_threads()
-            _helper = ThreadPoolExecutor(1, "tile_image", initializer=_one_torch_thread)
-            _helper.submit(int).result()
-            torch.set_num_threads(threads)  # _one_torch_thread also set torch's default for new threads
-        queue = iter(tasks)  # a list iterator hands each task to exactly one thread
-        failed = threading.Event()
-        # Inference mode is per thread: tensors made under the caller's must be written under it too.
-        inference = torch.is_inference_mode_enabled()
-
-        def work() -> None:
-            for task in queue:
-                if failed.is_set():
-                    return
-                try:
-                    task()
-                except BaseException:
-                    failed.set()
-                    raise
-
-        def help_out() -> None:
-            with torch.inference_mode(inference):
-                work()
-
-        helping = _helper.submit(help_out)
-        # set_num_threads also sets torch's default for threads not yet started; holding the
-        # lock, no other caller can read our temporary 1 as its value to restore.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            work()
-        finally:
-            torch.set_num_threads(threads)
-            helper_error = helping.exception()  # waits: the helper stops at its next task
-        if helper_error is not None:  # (an error of this thread's own has already propagated)
-            raise helper_error
-
-
-# Big buffers are reused from call to call (under _torch_threads): a fresh one is page-faulted
+# Big buffers are reused from call to call (under workshare.exclusive): a fresh one is page-faulted
 # in, the kernel zeroing every page, which cost more than the work that fills it (the 31 MB
 # output of a 1080p screenshot: up to 5 ms), and how often depends on malloc's mood.
-_scratch_buffers: dict[str, np.ndarray] = {}  # the intermediate tables, 12 MB at 1080p
+_scratch_buffers: dict[str, np.ndarray] = {}  # the pixels and the tables: 22 MB at 1080p
 _last_output: np.ndarray | None = None
 
 
@@ -339,6 +277,30 @@ def _scratch(name: str, shape: tuple[int, int]) -> np.ndarray:
     if buffer is None or buffer.shape != shape:
         buffer = _scratch_buffers[name] = np.empty(shape, dtype=np.uint8)
     return buffer
+
+
+def _pixels(rgb: Image) -> np.ndarray:
+    """The pixels of RGB image `rgb` as uint8 (height, width, channels), 3 channels or 4.
+
+    np.asarray(rgb) would copy them twice into new memory (6 MB at 1080p, page-faulted in on
+    most calls): Pillow's paste into an image mapped onto a reused buffer copies them once.
+    A Pillow without that mapping or its core paste gets the plain copy.
+    """
+    from PIL import Image as PILImage
+
+    rgb.load()  # an image opened from a file has no pixels (`.im`) before
+    width, height = rgb.size
+    # Rows an odd number of cache lines apart: the table copy reads 64 rows down a column, and
+    # rows a multiple of 4 KB apart (2560 pixels: 10 KB) share cache sets, 2.5x slower.
+    lines = -(-4 * width // 64)
+    stride = 64 * (lines + 1 - lines % 2)
+    buffer = _scratch("pixels", (height, stride))
+    try:  # Pillow keeps RGB as 4 bytes a pixel: "RGBX" maps onto our buffer as it is
+        mapped = PILImage.frombuffer("RGBX", (width, height), buffer, "raw", "RGBX", stride, 1)
+        mapped.im.paste(rgb.im, (0, 0, width, height))  # the core's paste: Image.paste would copy `mapped`
+    except (AttributeError, TypeError, ValueError):
+        return np.asarray(rgb)
+    return buffer[:, : 4 * width].reshape(height, width, 4)
 
 
 def _output(shape: tuple[int, ...]) -> np.ndarray:
@@ -355,15 +317,6 @@ def _output(shape: tuple[int, ...]) -> np.ndarray:
     return _last_output
 
 
-def _forget_helper() -> None:
-    global _helper, _torch_threads
-    _helper = None  # a forked child has none of its parent's threads, nor their locks
-    _torch_threads = threading.RLock()
-
-
-os.register_at_fork(after_in_child=_forget_helper)
-
-
 def tile_image(
     image: Image,
     *,
@@ -376,19 +329,19 @@ def tile_image(
 
     Runs on this thread and one helper thread (created on first use); while it runs, torch's
     intra-op thread count on this thread is 1, and it is put back before returning. Between
-    calls it keeps its tables and its last output (43 MB for a 1080p screenshot); that output
+    calls it keeps its buffers and its last output (53 MB for a 1080p screenshot); that output
     array is returned again only once nothing refers to it.
     """
     import torch
 
     if not 1 <= min_tiles <= max_tiles:
         raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles=}, {max_tiles=}")
-    with _torch_threads:  # one call at a time sets torch's thread count (see _shared)
+    with exclusive():  # one call at a time sets torch's thread count, and uses the buffers
         rgb = to_rgb(image)
         width, height = rgb.size
         cols, rows = select_grid(width, height, min_tiles=min_tiles, max_tiles=max_tiles, tile_size=tile_size)
         plan = _plan(width, height, cols, rows, thumbnail and cols * rows > 1, tile_size)
-        source = np.asarray(rgb)
+        source = _pixels(rgb)
         tables: dict[bool, np.ndarray] = {}
         copies: list[Callable[[], object]] = []
         for job in plan.resizes:  # the first pass's tables: row i holds source line i along p
@@ -396,13 +349,13 @@ def tile_image(
                 shape = (job.p_in, 3 * job.q_in + 8)
                 table = tables[job.vertical] = _scratch(f"table{int(job.vertical)}", shape)
                 table[:, -8:] = _row_bytes(1.0, 0.5 + plan.slack)
-                lines = source.transpose(0, 2, 1) if job.vertical else source.transpose(1, 2, 0)
+                lines = (source.transpose(0, 2, 1) if job.vertical else source.transpose(1, 2, 0))[:, :3]
                 rows_of = table[:, :-8].reshape(job.p_in, 3, job.q_in)
                 # In pieces of 64 lines along q: each piece's source stays in the cache while it is
                 # transposed (2x faster than whole lines), and numpy drops the GIL to copy.
                 copies += [partial(np.copyto, rows_of[:, :, q : q + 64], lines[:, :, q : q + 64])
                            for q in range(0, job.q_in, 64)]
-        _shared(copies)
+        share(copies)
         second = _scratch("second", (plan.rows[-1], tile_size + 8))
         firsts: list[Callable[[], object]] = []
         for n in reversed(range(len(plan.resizes))):  # the thumbnail first: its taps are the longest
@@ -413,8 +366,8 @@ def tile_image(
             table, chunks = tables[job.vertical], len(job.bags)
             firsts += [partial(_first_pass, plan, job, table, second[part], range(c, min(c + 3, chunks)))
                        for c in range(0, chunks, 3)]
-        _shared(firsts)
+        share(firsts)
         out = _output((len(plan.transposed), 3, tile_size, tile_size))
         second_t, out_t = torch.from_numpy(second), torch.from_numpy(out)
-        _shared([partial(_second_pass, plan, second_t, out_t, t) for t in range(len(out))])
+        share([partial(_second_pass, plan, second_t, out_t, t) for t in range(len(out))])
         return Tiles(pixel_values=out, grid=(cols, rows))

@@ -257,7 +257,7 @@ def test_a_failing_task_raises_and_no_task_outlives_the_call():
     import threading
     import time
 
-    from model.preprocess import _shared
+    from model.workshare import share
 
     started: list[int] = []
     lock = threading.Lock()
@@ -270,7 +270,7 @@ def test_a_failing_task_raises_and_no_task_outlives_the_call():
             raise ValueError("boom")
 
     with pytest.raises(ValueError, match="boom"):
-        _shared([lambda i=i: task(i) for i in range(200)])
+        share([lambda i=i: task(i) for i in range(200)])
     count = len(started)
     time.sleep(0.05)
     assert len(started) == count < 200  # the rest were never started, even after the raise
@@ -304,3 +304,25 @@ def test_an_output_nobody_holds_is_reused_and_a_new_shape_gets_a_new_array():
     assert other.ctypes.data != kept.ctypes.data
     np.testing.assert_array_equal(other, kept)
     assert tile_image(image, max_tiles=2).pixel_values.shape[0] != kept.shape[0]
+
+
+def test_a_pillow_that_cannot_map_our_buffer_gets_the_same_tiles(monkeypatch):
+    # tile_image reads the pixels through Pillow's core paste into a mapped buffer; without it
+    # (another Pillow), it falls back to np.asarray, and the tiles must not change.
+    import PIL.Image
+
+    image = _image(1100, 500, seed=4)
+    expected = tile_image(image).pixel_values.copy()
+
+    def refuse(*args, **kwargs):
+        raise ValueError("this Pillow maps no buffers")
+
+    monkeypatch.setattr(PIL.Image, "frombuffer", refuse)
+    np.testing.assert_array_equal(tile_image(image).pixel_values, expected)
+
+
+def test_an_image_opened_from_a_file_and_not_yet_loaded_tiles_the_same(tmp_path):
+    image = _image(700, 400, seed=5)
+    image.save(tmp_path / "shot.png")
+    with Image.open(tmp_path / "shot.png") as lazy:  # Pillow reads the pixels on first use
+        np.testing.assert_array_equal(tile_image(lazy).pixel_values, tile_image(image).pixel_values)
