@@ -6,6 +6,7 @@ with 2; a traceback means a bug in this program.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -44,10 +45,14 @@ def run(
     base_url: Annotated[str | None, typer.Option(
         help="Use a model served over an OpenAI-compatible API at this URL (e.g. http://127.0.0.1:23333/v1) "
         "instead of loading it here; --model is then the served model's name.")] = None,
+    secret: Annotated[list[str] | None, typer.Option(
+        help="The name of an environment variable holding a secret (a password, say): the model may "
+        "type it as <secret>NAME</secret> without seeing it, and it is never written to disk. Repeatable.",
+    )] = None,
 ) -> None:
     """Run the agent on GOAL in a browser that starts at URL."""
     _run_in_browser(goal, url=url, model_name=model, max_steps=max_steps, headed=headed, runs_dir=runs_dir,
-                    base_url=base_url)
+                    base_url=base_url, secrets=_secrets_from_environment(secret or []))
 
 
 @app.command()
@@ -105,8 +110,17 @@ def _is_cached(name: str) -> bool:
     return True
 
 
-def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool,
-                    runs_dir: Path, base_url: str | None = None) -> None:
+def _secrets_from_environment(names: list[str]) -> dict[str, str]:
+    # Values never come from the command line, where other users can read them (ps, shell history).
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        name = missing[0]
+        raise AgentError(f"--secret {name}: the environment variable {name} is empty or not set: export it")
+    return {name: os.environ[name] for name in names}
+
+
+def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool, runs_dir: Path,
+                    base_url: str | None = None, secrets: dict[str, str] | None = None) -> None:
     from rich.console import Console
 
     from agent.loop import Agent
@@ -115,14 +129,20 @@ def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, hea
     if not url.startswith(("http://", "https://", "file://")):
         raise AgentError(f"--url {url!r} is not a URL: give one that starts with http://, https:// or file://")
     console = Console(stderr=True)
-    with console.status(f"loading model {model_name}"):
-        vlm = _load_model(model_name, base_url)
-    with BrowserExecutor(start_url=url, headless=not headed) as executor:
-        agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir)
-        for step in agent.steps(goal):
-            console.print(_step_line(step), highlight=False)
+    agent: Agent | None = None
+    try:
+        with console.status(f"loading model {model_name}"):
+            vlm = _load_model(model_name, base_url)
+        with BrowserExecutor(start_url=url, headless=not headed) as executor:
+            agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets)
+            for step in agent.steps(goal):
+                console.print(_step_line(step), highlight=False)
+    except KeyboardInterrupt:  # click alone would print "Aborted!" and exit with 1
+        where = f"; the steps so far are in {agent.trajectory.run_dir}" if agent and agent.trajectory else ""
+        print(f"internvl-agent: interrupted{where}", file=sys.stderr)
+        raise typer.Exit(130) from None
+    assert agent is not None and agent.trajectory is not None
     trajectory = agent.trajectory
-    assert trajectory is not None
     console.print(f"{trajectory.outcome} after {len(trajectory)} steps")
     print(f"trajectory: {trajectory.run_dir}")
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from agent.policy import Policy
 from agent.prompts import PROMPT_VERSION
+from agent.secrets import PLACEHOLDER, Secrets, UnknownSecret
 from agent.trajectory import Outcome, Step, Trajectory
 from model.base import GenerationConfig, VisionLanguageModel
 from tools.actions import BaseAction, Fail, Finish, Type, is_ungrounded
@@ -39,7 +40,10 @@ class Agent:
         generation: GenerationConfig | None = None,
         runs_dir: Path | str = "runs",
         surface: str = "web browser",
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
+        """`secrets` maps names to values the model can type as <secret>name</secret>
+        without seeing them; no value is ever written to the run directory."""
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.model = model
@@ -47,7 +51,9 @@ class Agent:
         self.max_steps = max_steps
         self.max_retries = max_retries
         self.registry = registry if registry is not None else ToolRegistry()
-        self.policy = Policy(model, registry=self.registry, generation=generation, surface=surface)
+        self.secrets = Secrets(secrets)
+        self.policy = Policy(model, registry=self.registry, generation=generation, surface=surface,
+                             secret_names=self.secrets.names)
         self.runs_dir = Path(runs_dir)
         self.trajectory: Trajectory | None = None
 
@@ -60,7 +66,8 @@ class Agent:
     def steps(self, goal: str, *, run_id: str | None = None) -> Iterator[Step]:
         meta = {"model": getattr(self.model, "name", type(self.model).__name__),
                 "prompt_version": PROMPT_VERSION, "max_steps": self.max_steps}
-        trajectory = Trajectory.create(self.runs_dir, goal=goal, run_id=run_id, meta=meta)
+        trajectory = Trajectory.create(self.runs_dir, goal=goal, run_id=run_id, meta=meta,
+                                       secrets=self.secrets.values)
         self.trajectory = trajectory
         outcome: Outcome = "max_steps"  # unless a step ends the run earlier
         answer: str | None = None
@@ -99,8 +106,9 @@ class Agent:
         broken: AgentError | None = None
         act_ms = 0.0
         if decision.action is not None:
-            if isinstance(decision.action, Type) and decision.action.secret:
-                trajectory.add_secret(decision.action.text)
+            typed = decision.action
+            if isinstance(typed, Type) and typed.secret and not PLACEHOLDER.search(typed.text):
+                trajectory.add_secret(typed.text)  # a literal secret (from the goal, say)
             t1 = time.perf_counter()
             try:
                 result = self._act(decision.action)
@@ -137,4 +145,9 @@ class Agent:
         if is_ungrounded(action):
             # Grounding of described targets arrives with agent/grounding.py.
             return ActionResult.failure("targets described in words are not supported yet: give x and y")
+        if isinstance(action, Type) and PLACEHOLDER.search(action.text):
+            try:  # the filled copy goes to the executor only: the step records the placeholder
+                action = action.model_copy(update={"text": self.secrets.fill(action.text), "secret": True})
+            except UnknownSecret as exc:
+                return ActionResult.failure(str(exc))
         return self.executor.execute(action)

@@ -47,12 +47,13 @@ class Policy:
         generation: GenerationConfig | None = None,
         history_limit: int = 10,
         surface: str = "web browser",
+        secret_names: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.registry = registry if registry is not None else ToolRegistry()
         self.generation = generation if generation is not None else GenerationConfig(max_new_tokens=256)
         self.history_limit = history_limit
-        self._system = system_prompt(self.registry.openai_tools(), surface=surface)
+        self._system = system_prompt(self.registry.openai_tools(), surface=surface, secret_names=secret_names)
 
     @property
     def system(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt"]
 
-PROMPT_VERSION = "2026-11-26.1"
+PROMPT_VERSION = "2026-11-26.2"
 
 # InternVL's own grounding prompt; the answer is <ref>..</ref><box>[[x1, y1, x2, y2]]</box>.
 GROUNDING_PROMPT = (
@@ -32,10 +32,23 @@ The actions you can call, as JSON schemas:
 {tools}"""
 
 
-def system_prompt(tools: Sequence[dict[str, Any]], *, surface: str = "web browser") -> str:
-    """The system prompt: the rules, and the whole action space as OpenAI function schemas."""
+_SECRETS = """
+
+Some values are secret: you cannot see them, but you can type them. To type one, put its \
+placeholder in the text of type, as in {{"text": "<secret>{example}</secret>", "secret": true}}. \
+The secrets are: {names}."""
+
+
+def system_prompt(
+    tools: Sequence[dict[str, Any]], *, surface: str = "web browser", secret_names: Sequence[str] = ()
+) -> str:
+    """The system prompt: the rules, the whole action space as OpenAI function schemas, and
+    the names (never the values) of the secrets the model may type."""
     listing = "\n".join(json.dumps(t["function"], separators=(",", ":")) for t in tools)
-    return _SYSTEM.format(surface=surface, tools=listing)
+    prompt = _SYSTEM.format(surface=surface, tools=listing)
+    if secret_names:
+        prompt += _SECRETS.format(example=secret_names[0], names=", ".join(secret_names))
+    return prompt
 
 
 def step_prompt(goal: str, *, step: int, history: Sequence[str], url: str | None = None) -> str:

@@ -2,7 +2,8 @@
 
 Each step is written and flushed as it happens, so a crash or a kill loses at most the
 step in flight. `run.json` holds the goal and, once the run ends, its outcome.
-Secrets typed by the agent never reach disk: they are redacted before the write.
+Secrets never reach disk: the agent's secrets and any text typed with secret=True are
+redacted from both files before each write (screenshots are not: see the README).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,16 +62,21 @@ class Step(BaseModel):
         return None
 
 
-def redact(step: Step, secret_texts: list[str]) -> Step:
-    """Replace every secret typed so far, wherever it appears in the record.
+def redact(step: Step, secret_texts: Sequence[str]) -> Step:
+    """Replace every secret, wherever it appears in the record."""
+    if not any(secret_texts):
+        return step
+    return Step.model_validate(_scrub(step.model_dump(mode="json"), secret_texts))
 
-    The model may have written the secret escaped (inside a JSON string or a Python
-    call), so each secret is also looked for in its escaped spellings.
+
+def _scrub(value: Any, secret_texts: Sequence[str]) -> Any:
+    """`value` (JSON-like) with each secret replaced by REDACTED.
+
+    The model may have written a secret escaped (inside a JSON string or a Python call), so
+    each is also looked for in its escaped spellings, the longest first.
     """
     variants = sorted({v for t in secret_texts if t for v in (t, json.dumps(t)[1:-1], repr(t)[1:-1])},
                       key=len, reverse=True)
-    if not variants:
-        return step
 
     def scrub(value: Any) -> Any:
         if isinstance(value, str):
@@ -83,13 +89,14 @@ def redact(step: Step, secret_texts: list[str]) -> Step:
             return [scrub(v) for v in value]
         return value
 
-    return Step.model_validate(scrub(step.model_dump(mode="json")))
+    return scrub(value)
 
 
 class Trajectory:
     """An append-only run directory. Also readable after the fact with `load`."""
 
-    def __init__(self, run_dir: Path, *, goal: str, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, run_dir: Path, *, goal: str, meta: dict[str, Any] | None = None,
+                 secrets: Sequence[str] = ()) -> None:
         self.run_dir = run_dir
         self.goal = goal
         self.steps: list[Step] = []
@@ -97,6 +104,8 @@ class Trajectory:
         self.answer: str | None = None
         self._meta = dict(meta or {})
         self._secrets: list[str] = []
+        for text in secrets:  # before run.json is first written: the goal may hold one
+            self.add_secret(text)
         run_dir.mkdir(parents=True, exist_ok=True)
         try:  # "x": two runs must never interleave their steps in one file
             self._jsonl = (run_dir / "steps.jsonl").open("x", encoding="utf-8")
@@ -108,15 +117,15 @@ class Trajectory:
 
     @classmethod
     def create(cls, runs_dir: Path | str, *, goal: str, run_id: str | None = None,
-               meta: dict[str, Any] | None = None) -> Trajectory:
-        return cls(Path(runs_dir) / (run_id or new_run_id()), goal=goal, meta=meta)
+               meta: dict[str, Any] | None = None, secrets: Sequence[str] = ()) -> Trajectory:
+        return cls(Path(runs_dir) / (run_id or new_run_id()), goal=goal, meta=meta, secrets=secrets)
 
     @property
     def steps_path(self) -> Path:
         return self.run_dir / "steps.jsonl"
 
     def add_secret(self, text: str) -> None:
-        """Register text that must never be written (a `type` action with secret=True)."""
+        """Register text that must never be written, from this step on (run.json included)."""
         if text and text not in self._secrets:
             self._secrets.append(text)
 
@@ -149,7 +158,7 @@ class Trajectory:
             **self._meta,
         }
         tmp = self.run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(_scrub(record, self._secrets), indent=2), encoding="utf-8")
         tmp.replace(self.run_dir / "run.json")
 
     def __iter__(self) -> Iterator[Step]:

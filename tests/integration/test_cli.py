@@ -84,3 +84,37 @@ def test_models_lists_every_catalog_entry_with_its_memory(tmp_path):
                      "internvl3-38b", "internvl3-78b"]
     row_8b = next(line.split() for line in lines if line.startswith("internvl3-8b "))
     assert row_8b[1] == "OpenGVLab/InternVL3-8B-hf" and float(row_8b[3]) > float(row_8b[4]) > float(row_8b[5])
+
+
+def test_a_secret_whose_variable_is_not_set_is_one_line_and_exit_2(tmp_path):
+    proc = _cli("run", "g", "--url", DEMO_PAGE.as_uri(), "--model", "tiny", "--secret", "NO_SUCH_VARIABLE_X",
+                cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "NO_SUCH_VARIABLE_X" in lines[0], proc.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_ctrl_c_during_a_run_exits_130_with_the_run_recorded_as_stopped(tmp_path):
+    import signal
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([*CLI, "run", "click OK", "--url", DEMO_PAGE.as_uri(), "--model", "tiny",
+                             "--max-steps", "500"], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait until a step is done: the run is under way
+            if line.startswith("step 1:"):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, rest
+    assert "Traceback" not in rest and "Aborted" not in rest
+    assert "interrupted; the steps so far are in" in rest
+    (run,) = (tmp_path / "runs").iterdir()
+    record = json.loads((run / "run.json").read_text())
+    assert record["outcome"] == "stopped" and record["steps"] >= 1

@@ -1,0 +1,61 @@
+"""Secrets the agent types without the model ever seeing them.
+
+The user gives `Agent(secrets={"password": ...})`. The model is told only the names, and
+types `<secret>password</secret>`; the value replaces the placeholder just before the
+executor types it. The recorded action keeps the placeholder, and every value is redacted
+from whatever the trajectory writes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from tools.errors import AgentError
+
+__all__ = ["PLACEHOLDER", "Secrets", "UnknownSecret"]
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
+PLACEHOLDER = re.compile(rf"<secret>\s*({_NAME})\s*</secret>")
+
+
+class UnknownSecret(LookupError):
+    """The model asked for a secret that it was not given: what to tell it."""
+
+
+class Secrets:
+    """Named secret values, filled into typed text by name."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+        for name, value in self._values.items():
+            if not re.fullmatch(_NAME, name):
+                raise AgentError(f"secret name {name!r}: a letter or _ first, then letters, digits, _ . or -")
+            if not isinstance(value, str) or not value:
+                raise AgentError(f"secret {name!r} has no value: give it a non-empty string")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._values)
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(self._values.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def fill(self, text: str) -> str:
+        """`text` with every placeholder replaced by its value; UnknownSecret names the known ones."""
+
+        def value_of(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self._values:
+                known = ", ".join(self._values) or "none"
+                raise UnknownSecret(f"there is no secret named {name!r} (the secrets are: {known})")
+            return self._values[name]
+
+        return PLACEHOLDER.sub(value_of, text)
+
+    def __repr__(self) -> str:  # never the values: a repr ends up in logs and tracebacks
+        return f"Secrets(names={list(self._values)})"

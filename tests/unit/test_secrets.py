@@ -1,0 +1,50 @@
+"""Secrets: filled in by name, listed to the model by name only, redacted from the run directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.prompts import system_prompt
+from agent.secrets import Secrets, UnknownSecret
+from agent.trajectory import Step, Trajectory
+from tools.errors import AgentError
+
+
+def test_placeholders_are_filled_by_name_anywhere_in_the_text():
+    secrets = Secrets({"password": "hunter2", "user.name": "bob"})
+    assert secrets.fill("<secret>user.name</secret>:<secret> password </secret>!") == "bob:hunter2!"
+    assert secrets.fill("no placeholder here") == "no placeholder here"
+
+
+def test_an_unknown_name_is_refused_with_the_names_the_model_can_use():
+    with pytest.raises(UnknownSecret, match=r"'pin'.*password"):
+        Secrets({"password": "hunter2"}).fill("<secret>pin</secret>")
+
+
+@pytest.mark.parametrize("values", [{"": "x"}, {"has space": "x"}, {"9lives": "x"}, {"password": ""}])
+def test_bad_names_and_empty_values_are_agent_errors(values):
+    with pytest.raises(AgentError):
+        Secrets(values)
+
+
+def test_the_repr_names_the_secrets_but_never_shows_a_value():
+    assert "hunter2" not in repr(Secrets({"password": "hunter2"}))
+    assert "password" in repr(Secrets({"password": "hunter2"}))
+
+
+def test_the_system_prompt_lists_the_names_only():
+    prompt = system_prompt([], secret_names=("password", "otp"))
+    assert "<secret>password</secret>" in prompt and "password, otp" in prompt
+    assert "secret" not in system_prompt([]).lower()  # no secrets: no paragraph about them
+
+
+def test_secrets_given_to_a_trajectory_never_reach_its_files(tmp_path):
+    trajectory = Trajectory.create(tmp_path, goal="log in with hunter2", run_id="r", secrets=["hunter2"])
+    trajectory.append(Step(index=1, observation={}, model_text='type "hunter2" now',
+                           action={"action": "type", "text": "hunter2"}))
+    trajectory.end("finished", answer="typed hunter2")
+    files = "".join(p.read_text() for p in (tmp_path / "r").iterdir())
+    assert "hunter2" not in files
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["goal"] == "log in with [secret]"
