@@ -7,7 +7,10 @@ with 2; a traceback means a bug in this program.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +20,9 @@ from tasks import EXAMPLES
 from tools.errors import AgentError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.loop import Agent
     from agent.trajectory import Step
     from model.base import VisionLanguageModel
 
@@ -49,10 +55,14 @@ def run(
         help="The name of an environment variable holding a secret (a password, say): the model may "
         "type it as <secret>NAME</secret> without seeing it, and it is never written to disk. Repeatable.",
     )] = None,
+    allow_domain: Annotated[list[str] | None, typer.Option(
+        help="Keep the run on this domain and its subdomains (example.org); repeatable. Default: any site.",
+    )] = None,
 ) -> None:
     """Run the agent on GOAL in a browser that starts at URL."""
     _run_in_browser(goal, url=url, model_name=model, max_steps=max_steps, headed=headed, runs_dir=runs_dir,
-                    base_url=base_url, secrets=_secrets_from_environment(secret or []))
+                    base_url=base_url, secrets=_secrets_from_environment(secret or []),
+                    allowed_domains=allow_domain)
 
 
 @app.command()
@@ -120,31 +130,61 @@ def _secrets_from_environment(names: list[str]) -> dict[str, str]:
 
 
 def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool, runs_dir: Path,
-                    base_url: str | None = None, secrets: dict[str, str] | None = None) -> None:
+                    base_url: str | None = None, secrets: dict[str, str] | None = None,
+                    allowed_domains: list[str] | None = None) -> None:
     from rich.console import Console
 
     from agent.loop import Agent
+    from agent.safety import SafetyPolicy
     from tools.browser import BrowserExecutor
 
     if not url.startswith(("http://", "https://", "file://")):
         raise AgentError(f"--url {url!r} is not a URL: give one that starts with http://, https:// or file://")
+    safety = SafetyPolicy(allowed_domains=allowed_domains)
+    if safety.allowlist is not None and not safety.allowlist.allows(url):
+        domains = ", ".join(safety.allowlist.domains)
+        raise AgentError(f"--url {url} is not on the allowed domains ({domains}): start on one of them")
     console = Console(stderr=True)
     agent: Agent | None = None
     try:
         with console.status(f"loading model {model_name}"):
             vlm = _load_model(model_name, base_url)
         with BrowserExecutor(start_url=url, headless=not headed) as executor:
-            agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets)
-            for step in agent.steps(goal):
-                console.print(_step_line(step), highlight=False)
-    except KeyboardInterrupt:  # click alone would print "Aborted!" and exit with 1
-        where = f"; the steps so far are in {agent.trajectory.run_dir}" if agent and agent.trajectory else ""
+            agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets,
+                          safety=safety)
+            with _first_ctrl_c_stops(agent, console):
+                for step in agent.steps(goal):
+                    console.print(_step_line(step), highlight=False)
+    except KeyboardInterrupt:  # a second Ctrl-C (click alone would print "Aborted!" and exit with 1)
+        agent_stopped = True
+    else:
+        agent_stopped = agent.trajectory is not None and agent.trajectory.outcome == "stopped"
+    trajectory = agent.trajectory if agent is not None else None
+    if agent_stopped:
+        where = f"; the steps so far are in {trajectory.run_dir}" if trajectory is not None else ""
         print(f"internvl-agent: interrupted{where}", file=sys.stderr)
-        raise typer.Exit(130) from None
-    assert agent is not None and agent.trajectory is not None
-    trajectory = agent.trajectory
+        raise typer.Exit(130)
+    assert trajectory is not None
     console.print(f"{trajectory.outcome} after {len(trajectory)} steps")
     print(f"trajectory: {trajectory.run_dir}")
+
+
+@contextmanager
+def _first_ctrl_c_stops(agent: Agent, console: Console) -> Iterator[None]:
+    """The first Ctrl-C ends the run after the step in flight; a second one stops at once.
+
+    An interrupt in the middle of a browser call can leave Playwright unable to close.
+    """
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        console.print("stopping after this step (Ctrl-C again to stop at once)")
+        agent.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _load_model(name: str, base_url: str | None) -> VisionLanguageModel:

@@ -3,24 +3,28 @@
 `Agent.steps(goal)` yields each `Step` as soon as it is on disk, so callers can watch a
 run live; `Agent.run(goal)` drives it to the end and returns the `Trajectory`.
 The run ends at `finish` or `fail`, at `max_steps` (every model call counts, parsed or
-not), or after more than `max_retries` unusable replies or failed actions in a row.
+not), after more than `max_retries` unusable replies or failed actions in a row, when the
+model repeats itself on an unchanged screen (`looping`), at an action that needed a
+person's approval and did not get it (`blocked`), or after `stop()` (`stopped`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from agent.policy import Policy
 from agent.prompts import PROMPT_VERSION
+from agent.safety import LoopDetector, SafetyPolicy
 from agent.secrets import PLACEHOLDER, Secrets, UnknownSecret
 from agent.trajectory import Outcome, Step, Trajectory
 from model.base import GenerationConfig, VisionLanguageModel
 from tools.actions import BaseAction, Fail, Finish, Type, is_ungrounded
 from tools.errors import AgentError
-from tools.executor import ActionResult, Executor
+from tools.executor import ActionResult, Executor, Observation
 from tools.registry import ToolAction, ToolRegistry
 
 __all__ = ["Agent"]
@@ -41,9 +45,13 @@ class Agent:
         runs_dir: Path | str = "runs",
         surface: str = "web browser",
         secrets: Mapping[str, str] | None = None,
+        safety: SafetyPolicy | None = None,
+        confirm: Callable[[BaseAction, str], bool] | None = None,
     ) -> None:
         """`secrets` maps names to values the model can type as <secret>name</secret>
-        without seeing them; no value is ever written to the run directory."""
+        without seeing them; no value is ever written to the run directory. `safety` checks
+        each action before it runs (by default: the loop detector alone); `confirm(action,
+        reason)` is asked about the actions it wants a person to approve."""
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.model = model
@@ -54,8 +62,16 @@ class Agent:
         self.secrets = Secrets(secrets)
         self.policy = Policy(model, registry=self.registry, generation=generation, surface=surface,
                              secret_names=self.secrets.names)
+        self.safety = safety if safety is not None else SafetyPolicy()
+        self.confirm = confirm
         self.runs_dir = Path(runs_dir)
         self.trajectory: Trajectory | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the run after the step in flight, as outcome `stopped`. Safe to call from another
+        thread or a signal handler: unlike an exception, it never cuts a browser call in half."""
+        self._stop.set()
 
     def run(self, goal: str, *, run_id: str | None = None) -> Trajectory:
         for _ in self.steps(goal, run_id=run_id):
@@ -69,13 +85,21 @@ class Agent:
         trajectory = Trajectory.create(self.runs_dir, goal=goal, run_id=run_id, meta=meta,
                                        secrets=self.secrets.values)
         self.trajectory = trajectory
+        self._stop.clear()
         outcome: Outcome = "max_steps"  # unless a step ends the run earlier
         answer: str | None = None
         failures_in_a_row = 0
+        loops = LoopDetector(self.safety.loop_limit) if self.safety.loop_limit else None
         try:
             for index in range(1, self.max_steps + 1):
-                step = self._step(index, goal, trajectory)
+                if self._stop.is_set():
+                    outcome = "stopped"
+                    break
+                step, ending = self._step(index, goal, trajectory, loops)
                 yield step
+                if ending is not None:  # a loop, or an action no one approved
+                    outcome = ending
+                    break
                 done = step.action if step.ok and step.action else {}
                 if done.get("action") == "finish":
                     outcome, answer = "finished", done.get("answer")
@@ -97,21 +121,24 @@ class Agent:
             trajectory.end(outcome, answer)
             log.info("run %s ended: %s after %d steps", trajectory.run_dir, outcome, len(trajectory))
 
-    def _step(self, index: int, goal: str, trajectory: Trajectory) -> Step:
+    def _step(self, index: int, goal: str, trajectory: Trajectory,
+              loops: LoopDetector | None) -> tuple[Step, Outcome | None]:
         t0 = time.perf_counter()
         observation = self.executor.observe()
         observe_ms = (time.perf_counter() - t0) * 1e3
         decision = self.policy.decide(goal, observation, trajectory.steps)
         result: ActionResult | None = None
         broken: AgentError | None = None
+        ending: Outcome | None = None
         act_ms = 0.0
         if decision.action is not None:
             typed = decision.action
             if isinstance(typed, Type) and typed.secret and not PLACEHOLDER.search(typed.text):
                 trajectory.add_secret(typed.text)  # a literal secret (from the goal, say)
+            refusal, ending = self._vet(decision.action, observation, loops)
             t1 = time.perf_counter()
             try:
-                result = self._act(decision.action)
+                result = ActionResult.failure(refusal) if refusal else self._act(decision.action)
             except AgentError as exc:
                 # The executor is gone (a second crash, no display, the fail-safe): record the
                 # step that met it, with the model's reply, before the run ends.
@@ -135,7 +162,22 @@ class Agent:
         step = trajectory.append(step, observation.image)
         if broken is not None:
             raise broken
-        return step
+        return step, ending
+
+    def _vet(self, action: BaseAction, observation: Observation,
+             loops: LoopDetector | None) -> tuple[str | None, Outcome | None]:
+        """(why the action must not run, or None; the outcome that ends the run, or None)."""
+        if loops is not None and (loop := loops.see(action, observation)):
+            return f"not run: {loop}", "looping"
+        verdict = self.safety.check(action, observation)
+        if verdict.kind == "block":
+            return verdict.reason, None
+        if verdict.kind == "confirm":
+            if self.confirm is None:
+                return f"not run: it needs approval ({verdict.reason}) and no one is asked", "blocked"
+            if not self.confirm(action, verdict.reason):
+                return f"not run: the person asked refused it ({verdict.reason})", "blocked"
+        return None, None
 
     def _act(self, action: BaseAction) -> ActionResult:
         if isinstance(action, Finish | Fail):

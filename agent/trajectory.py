@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Step", "Trajectory", "new_run_id"]
 
-Outcome = Literal["running", "finished", "failed", "max_steps", "too_many_errors", "stopped", "error"]
+Outcome = Literal["running", "finished", "failed", "max_steps", "too_many_errors", "looping", "blocked",
+                  "stopped", "error"]
 REDACTED = "[secret]"
 
 

@@ -118,3 +118,14 @@ def test_ctrl_c_during_a_run_exits_130_with_the_run_recorded_as_stopped(tmp_path
     (run,) = (tmp_path / "runs").iterdir()
     record = json.loads((run / "run.json").read_text())
     assert record["outcome"] == "stopped" and record["steps"] >= 1
+
+
+@pytest.mark.parametrize(("url", "domain", "says"), [
+    ("https://evil.net/", "example.org", "not on the allowed domains (example.org)"),
+    ("https://example.org/", "https://example.org", "not a host name"),
+])
+def test_a_start_off_the_allowed_domains_or_a_bad_domain_is_one_line_and_exit_2(tmp_path, url, domain, says):
+    proc = _cli("run", "g", "--url", url, "--allow-domain", domain, "--model", "tiny", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and says in lines[0], proc.stderr
