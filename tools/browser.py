@@ -39,7 +39,7 @@ from tools.actions import Back, BaseAction, is_ungrounded
 from tools.browser_dom import ElementInfo, element_at
 from tools.browser_input import DRAG_STEPS, NOTCH_PX, ActionFailed, PageInput
 from tools.browser_runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime, first_line
-from tools.browser_session import CHROMIUM_ARGS
+from tools.browser_session import CHROMIUM_ARGS, sandbox_default
 from tools.browser_settle import Settler
 from tools.browser_tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
 from tools.errors import ExecutorError
@@ -83,6 +83,8 @@ class BrowserExecutor:
     settle_quiet_ms   how long the page must stay quiet after an action
     settle_max_ms     the most an action waits for that (a page that never stops)
     capture           "jpeg" (quality 85, the default) or "png" (lossless) screenshots
+    sandbox           Chromium's sandbox: None (default) keeps it on unless running as root,
+                      where Chromium cannot start it; True or False force it on or off
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class BrowserExecutor:
         settle_max_ms: float = SETTLE_MAX_MS,
         capture: CaptureFormat = "jpeg",
         launch_timeout_s: float = 30,
+        sandbox: bool | None = None,
     ) -> None:
         if viewport[0] <= 0 or viewport[1] <= 0 or device_scale_factor <= 0:
             raise ValueError("viewport sizes and device_scale_factor must be positive")
@@ -123,6 +126,7 @@ class BrowserExecutor:
             device_scale_factor=device_scale_factor,
             user_data_dir=Path(user_data_dir) if user_data_dir is not None else None,
             launch_timeout_s=launch_timeout_s,
+            sandbox=sandbox_default() if sandbox is None else sandbox,
             start_url=start_url,
             settler=Settler(quiet_ms=settle_quiet_ms, max_ms=settle_max_ms),
             downloads=self._downloads,
@@ -151,6 +155,11 @@ class BrowserExecutor:
     def browser_pid(self) -> int | None:
         """The PID of the Chromium browser process, where /proc shows it (Linux)."""
         return self._rt.session.pid if self._rt.session is not None else None
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether Chromium runs (or will run, once started) inside its sandbox."""
+        return self._rt.sandbox
 
     @property
     def downloads(self) -> list[Path]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tools.browser_session import BrowserSession, Driver, launch_session, thread_driver
+from tools.browser_session import BrowserSession, Driver, launch_session, sandbox_failure, thread_driver
 from tools.browser_settle import Capture, NetworkTracker, Settler
 from tools.browser_tabs import DownloadKeeper, open_pages
 from tools.errors import ExecutorError
@@ -50,6 +50,7 @@ class BrowserRuntime:
         device_scale_factor: float,
         user_data_dir: Path | None,
         launch_timeout_s: float,
+        sandbox: bool,
         start_url: str | None,
         settler: Settler,
         downloads: DownloadKeeper | None,
@@ -61,6 +62,7 @@ class BrowserRuntime:
         self.device_scale_factor = device_scale_factor
         self.user_data_dir = user_data_dir
         self.launch_timeout_s = launch_timeout_s
+        self.sandbox = sandbox
         self.start_url = start_url
         self.settler = settler
         self.downloads = downloads
@@ -185,6 +187,13 @@ class BrowserRuntime:
             try:
                 self._launch()
             except Error as exc:
+                why = sandbox_failure(exc) if self.sandbox else None
+                if why is not None:
+                    raise ExecutorError(
+                        f"Chromium could not start its sandbox ({why}): run as a non-root user with user "
+                        "namespaces enabled (or Debian's chromium-sandbox installed), or pass "
+                        "sandbox=False if this machine is already isolated (a container)"
+                    ) from exc
                 raise ExecutorError(
                     f"Chromium at {binary} failed to start ({first_line(exc)}): install Debian's "
                     f"chromium or pass executable_path= to a working Chromium"
@@ -214,6 +223,7 @@ class BrowserRuntime:
             device_scale_factor=self.device_scale_factor,
             user_data_dir=self.user_data_dir,
             timeout_s=self.launch_timeout_s,
+            sandbox=self.sandbox,
         )
         self.session = session
         self.network = self.settler.install(session.context)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,22 @@ from tools.errors import ExecutorError
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Playwright
 
-__all__ = ["CHROMIUM_ARGS", "BrowserSession", "Driver", "chromium_pids", "launch_session", "thread_driver"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "BrowserSession",
+    "Driver",
+    "chromium_pids",
+    "launch_session",
+    "sandbox_default",
+    "sandbox_failure",
+    "thread_driver",
+]
 
 log = logging.getLogger(__name__)
 
-# Quiet, reproducible Chromium: no sandbox (containers), no GPU (headless servers), and
-# no background traffic that would make runs depend on the network.
+# Quiet, reproducible Chromium: no GPU (headless servers) and no background traffic that
+# would make runs depend on the network. The sandbox is not here: see `sandbox_default`.
 CHROMIUM_ARGS: tuple[str, ...] = (
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
@@ -35,6 +44,35 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-quic",
 )
 ACTION_TIMEOUT_MS = 30_000
+
+
+def sandbox_default() -> bool:
+    """Whether Chromium should keep its sandbox when the caller does not say.
+
+    The model steers the browser to arbitrary pages, so the sandbox stays on wherever it
+    can; Chromium refuses to start it as root, which in practice means a container.
+    """
+    return not (hasattr(os, "geteuid") and os.geteuid() == 0)
+
+
+def sandbox_failure(exc: BaseException) -> str | None:
+    """Chromium's own line on why its sandbox did not start, if that is why a launch failed.
+
+    Playwright's first line only says the browser closed; Chromium's reason ("Running as
+    root without --no-sandbox", "No usable sandbox!") is in the call log that follows.
+    """
+    text = str(getattr(exc, "message", None) or exc)
+    if "Chromium sandboxing failed" not in text:  # Playwright's banner for exactly this
+        return None
+    for line in text.splitlines():
+        if "[err]" in line and "sandbox" in line.lower():
+            # "  - [pid=1][err] [1:1:1126/121537.443631:ERROR:zygote_host_impl_linux.cc:103] Running as..."
+            reason = line.split("[err]", 1)[1].strip()
+            if reason.startswith("["):
+                reason = reason.split("] ", 1)[-1]
+            # Its first sentence is the reason; the rest is advice for Chromium's developers.
+            return re.split(r"(?<=[.!])\s", reason, maxsplit=1)[0][:300]
+    return "Chromium gave no reason"
 
 
 class Driver:
@@ -110,6 +148,7 @@ def launch_session(
     device_scale_factor: float,
     user_data_dir: Path | None,
     timeout_s: float,
+    sandbox: bool,
 ) -> BrowserSession:
     """Launch Chromium; with `user_data_dir`, on that persistent profile."""
     w, h = viewport
@@ -117,6 +156,8 @@ def launch_session(
         "executable_path": binary,
         "headless": headless,
         "args": list(CHROMIUM_ARGS),
+        # Playwright adds --no-sandbox itself unless this is True.
+        "chromium_sandbox": sandbox,
         "timeout": timeout_s * 1000,
     }
     context_options: dict[str, object] = {
