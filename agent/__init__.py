@@ -3,7 +3,8 @@
 from agent.loop import Agent
 from agent.parsing import parse_action
 from agent.policy import Decision, Policy
+from agent.safety import SafetyPolicy
 from agent.trajectory import Step, Trajectory
 from tools.errors import AgentError
 
-__all__ = ["Agent", "AgentError", "Decision", "Policy", "Step", "Trajectory", "parse_action"]
+__all__ = ["Agent", "AgentError", "Decision", "Policy", "SafetyPolicy", "Step", "Trajectory", "parse_action"]
