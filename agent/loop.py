@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from agent.grounding import Grounder, ModelGrounder, ground
 from agent.policy import Policy
 from agent.prompts import PROMPT_VERSION
 from agent.safety import LoopDetector, SafetyPolicy
@@ -23,7 +24,7 @@ from agent.secrets import PLACEHOLDER, Secrets, UnknownSecret
 from agent.trajectory import Outcome, Step, Trajectory
 from model.base import GenerationConfig, VisionLanguageModel
 from tools.actions import BaseAction, Fail, Finish, Type, is_ungrounded
-from tools.errors import AgentError
+from tools.errors import AgentError, GroundingError
 from tools.executor import ActionResult, Executor, Observation
 from tools.registry import ToolAction, ToolRegistry
 
@@ -47,11 +48,13 @@ class Agent:
         secrets: Mapping[str, str] | None = None,
         safety: SafetyPolicy | None = None,
         confirm: Callable[[BaseAction, str], bool] | None = None,
+        grounder: Grounder | None = None,
     ) -> None:
         """`secrets` maps names to values the model can type as <secret>name</secret>
         without seeing them; no value is ever written to the run directory. `safety` checks
         each action before it runs (by default: the loop detector alone); `confirm(action,
-        reason)` is asked about the actions it wants a person to approve."""
+        reason)` is asked about the actions it wants a person to approve. `grounder` finds
+        targets described in words (default: the model itself, with InternVL's grounding prompt)."""
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.model = model
@@ -64,6 +67,7 @@ class Agent:
                              secret_names=self.secrets.names)
         self.safety = safety if safety is not None else SafetyPolicy()
         self.confirm = confirm
+        self.grounder = grounder if grounder is not None else ModelGrounder(model)
         self.runs_dir = Path(runs_dir)
         self.trajectory: Trajectory | None = None
         self._stop = threading.Event()
@@ -130,7 +134,8 @@ class Agent:
         result: ActionResult | None = None
         broken: AgentError | None = None
         ending: Outcome | None = None
-        act_ms = 0.0
+        act_ms = ground_ms = 0.0
+        grounded: dict[str, list[int]] | None = None
         if decision.action is not None:
             typed = decision.action
             if isinstance(typed, Type) and typed.secret and not PLACEHOLDER.search(typed.text):
@@ -138,7 +143,10 @@ class Agent:
             refusal, ending = self._vet(decision.action, observation, loops)
             t1 = time.perf_counter()
             try:
-                result = ActionResult.failure(refusal) if refusal else self._act(decision.action)
+                if refusal:
+                    result = ActionResult.failure(refusal)
+                else:
+                    result, grounded, ground_ms = self._act(decision.action, observation)
             except AgentError as exc:
                 # The executor is gone (a second crash, no display, the fail-safe): record the
                 # step that met it, with the model's reply, before the run ends.
@@ -152,11 +160,13 @@ class Agent:
             action=decision.action.model_dump(mode="json") if decision.action is not None else None,
             parse_error=decision.parse_error,
             result=result,
+            grounded=grounded or None,
             timings_ms={
                 "observe": round(observe_ms, 2),
                 "model": round(decision.model_ms, 2),
                 "parse": round(decision.parse_ms, 2),
-                "act": round(act_ms, 2),
+                **({"ground": round(ground_ms, 2)} if grounded is not None else {}),
+                "act": round(act_ms - ground_ms, 2),
             },
         )
         step = trajectory.append(step, observation.image)
@@ -179,17 +189,30 @@ class Agent:
                 return f"not run: the person asked refused it ({verdict.reason})", "blocked"
         return None, None
 
-    def _act(self, action: BaseAction) -> ActionResult:
+    def _act(self, action: BaseAction,
+             observation: Observation) -> tuple[ActionResult, dict[str, list[int]] | None, float]:
+        """(the result; where each target described in words was found, if any; ms spent finding them)."""
         if isinstance(action, Finish | Fail):
-            return ActionResult(ok=True)
+            return ActionResult(ok=True), None, 0.0
         if isinstance(action, ToolAction):
-            return self.registry.call(action)
-        if is_ungrounded(action):
-            # Grounding of described targets arrives with agent/grounding.py.
-            return ActionResult.failure("targets described in words are not supported yet: give x and y")
+            return self.registry.call(action), None, 0.0
         if isinstance(action, Type) and PLACEHOLDER.search(action.text):
             try:  # the filled copy goes to the executor only: the step records the placeholder
                 action = action.model_copy(update={"text": self.secrets.fill(action.text), "secret": True})
             except UnknownSecret as exc:
-                return ActionResult.failure(str(exc))
-        return self.executor.execute(action)
+                return ActionResult.failure(str(exc)), None, 0.0
+        grounded: dict[str, list[int]] | None = None
+        t0 = time.perf_counter()
+        if is_ungrounded(action):
+            try:
+                actions, grounded = ground(action, observation, self.grounder)
+            except GroundingError as exc:
+                return ActionResult.failure(exc.message), {}, (time.perf_counter() - t0) * 1e3
+        else:
+            actions = [action]
+        ground_ms = (time.perf_counter() - t0) * 1e3
+        for each in actions:  # a `type` on a target is a click, then the typing
+            result = self.executor.execute(each)
+            if not result.ok:
+                break
+        return result, grounded, ground_ms

@@ -31,7 +31,7 @@ from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, BaseAction
 from tools.errors import ParseError
 from tools.registry import ToolRegistry, format_validation_error
 
-__all__ = ["EXAMPLE", "MAX_SCAN", "ParseError", "parse_action", "to_pixels"]
+__all__ = ["EXAMPLE", "MAX_SCAN", "ParseError", "parse_action", "parse_box", "to_pixels"]
 
 MAX_SCAN = 20_000  # characters of model output looked at; an action is never longer
 _MAX_TRIES = 48  # candidate positions tried per format, so hostile input stays linear-ish
@@ -108,6 +108,23 @@ def parse_action(
     if candidate.error is not None or candidate.payload is None:
         raise _feedback(candidate.error or "no action found", space)
     return _validate(candidate.payload, space, (width, height))
+
+
+def parse_box(text: str, *, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The first InternVL box `[[x1, y1, x2, y2]]` (0..1000) in `text`, as (left, top, right,
+    bottom) pixels of a screenshot of `image_size`; ParseError when there is none."""
+    match = _BOX_RE.search(text[:MAX_SCAN]) if isinstance(text, str) else None
+    if match is None:
+        raise ParseError("no box found: answer <ref>what</ref><box>[[x1, y1, x2, y2]]</box>, corners 0..1000")
+    x1, y1, x2, y2 = (float(g) for g in match.groups())
+    try:
+        (left, right), (top, bottom) = (
+            sorted(to_pixels(v, image_size[axis], field="box corner") for v in pair)
+            for axis, pair in enumerate(((x1, x2), (y1, y2)))
+        )
+    except ValueError as exc:
+        raise ParseError(f"box {match.group(0)[:60]}]: {exc}") from None
+    return left, top, right, bottom
 
 
 def to_pixels(value: object, size: int, *, field: str = "coordinate") -> int:

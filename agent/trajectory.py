@@ -47,6 +47,7 @@ class Step(BaseModel):
     action: dict[str, Any] | None = None
     parse_error: str | None = None
     result: ActionResult | None = None
+    grounded: dict[str, list[int]] | None = None  # each target in words -> the [x, y] pixel it was found at
     timings_ms: dict[str, float] = Field(default_factory=dict)
     screenshot: str | None = None
 

@@ -60,8 +60,8 @@ def test_parse_errors_and_failed_actions_are_fed_back_to_the_model(demo_browser,
     x, y = _ok_button_in_model_space(demo_browser)
     model = ScriptedModel([
         "I think I should press the button.",  # no action: a parse error
-        # No grounder is configured, so a target described in words is a failed action.
         '<tool_call>{"name": "click", "arguments": {"target": "the OK button"}}</tool_call>',
+        "I cannot see it.",  # the same model grounds the target, and finds no box: a failed action
         f"click(x={x}, y={y})",
         'finish(answer="done")',
     ])
@@ -71,9 +71,9 @@ def test_parse_errors_and_failed_actions_are_fed_back_to_the_model(demo_browser,
     steps = trajectory.steps
     assert steps[0].parse_error is not None and steps[0].action is None
     assert steps[1].result is not None and not steps[1].result.ok
-    second_prompt, third_prompt = model.calls[1][1].text, model.calls[2][1].text
+    second_prompt, third_prompt = model.calls[1][1].text, model.calls[3][1].text
     assert "could not be used" in second_prompt
-    assert "The action failed" in third_prompt
+    assert "The action failed: could not find 'the OK button' on the screen" in third_prompt
     assert demo_browser.page.evaluate("window.choice") == "ok"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsing import EXAMPLE, MAX_SCAN, ParseError, parse_action, to_pixels
+from agent.parsing import EXAMPLE, MAX_SCAN, ParseError, parse_action, parse_box, to_pixels
 from tools import errors
 from tools.actions import ACTION_ADAPTER, Click, Drag, Finish, Key, Scroll, Type, Wait
 from tools.registry import ToolRegistry
@@ -265,3 +265,13 @@ def test_image_size_must_be_positive():
 )
 def test_key_combinations_written_with_plus_are_split(text):
     assert parse_action(text, image_size=(100, 100)).keys == ("ctrl", "s")
+
+
+def test_parse_box_reads_the_first_box_in_pixels_and_refuses_wild_or_missing_ones():
+    size = (1001, 501)  # 1000 and 500 pixels across: one model unit is one pixel, or half of one
+    assert parse_box("<ref>OK</ref><box>[[100,200,300,400]]</box>", image_size=size) == (100, 100, 300, 200)
+    assert parse_box("[[300, 400, 100, 200]] and [[0, 0, 1, 1]]", image_size=size) == (100, 100, 300, 200)
+    with pytest.raises(ParseError, match="no box found"):
+        parse_box("the button at the top", image_size=(100, 100))
+    with pytest.raises(ParseError, match="0 to 1000"):
+        parse_box("[[0, 0, 1200, 10]]", image_size=(100, 100))

@@ -1,0 +1,90 @@
+"""Targets described in words, found on the screenshot: "the Submit button" -> (412, 305).
+
+By default the model that plans also grounds: InternVL3 is trained on its own grounding
+prompt (prompts.GROUNDING_PROMPT) and answers `<ref>..</ref><box>[[x1, y1, x2, y2]]</box>`
+in 0..1000. `ground()` turns an action that names targets into the pixel actions that the
+executors run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from agent.parsing import parse_box
+from agent.prompts import GROUNDING_PROMPT
+from model.base import GenerationConfig, Message, VisionLanguageModel
+from tools.actions import BaseAction, Click, Drag, Move, Scroll, Type
+from tools.errors import GroundingError, ParseError
+from tools.executor import Observation
+
+__all__ = ["Box", "Grounder", "ModelGrounder", "ground"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of the screenshot, in its pixels (edges included)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def center(self) -> tuple[int, int]:
+        return (self.left + self.right) // 2, (self.top + self.bottom) // 2
+
+
+@runtime_checkable
+class Grounder(Protocol):
+    def locate(self, observation: Observation, description: str) -> Box:
+        """Where `description` is on the observation's screenshot; GroundingError if nowhere."""
+        ...
+
+
+class ModelGrounder:
+    """Grounds with a vision-language model and InternVL's grounding prompt, greedily."""
+
+    def __init__(self, model: VisionLanguageModel, *, max_new_tokens: int = 48) -> None:
+        self.model = model
+        self.generation = GenerationConfig(max_new_tokens=max_new_tokens)
+
+    def locate(self, observation: Observation, description: str) -> Box:
+        prompt = Message.user(observation.image, GROUNDING_PROMPT.format(description))
+        answer = self.model.generate([prompt], self.generation).text
+        try:
+            return Box(*parse_box(answer, image_size=observation.size))
+        except ParseError:
+            raise GroundingError(
+                f"could not find {description!r} on the screen (the grounding answer was {answer[:80]!r}): "
+                "describe it another way, or give x and y"
+            ) from None
+
+
+def ground(
+    action: BaseAction, observation: Observation, grounder: Grounder
+) -> tuple[list[BaseAction], dict[str, list[int]]]:
+    """(the pixel actions that carry out `action`, {description: [x, y]} of each target found).
+
+    A target becomes the centre of its box; `type` with a target becomes a click on it, then
+    the typing.
+    """
+    found: dict[str, list[int]] = {}
+
+    def point(description: str) -> tuple[int, int]:
+        x, y = grounder.locate(observation, description).center
+        found[description] = [x, y]
+        return x, y
+
+    target = getattr(action, "target", None)
+    if isinstance(action, Type) and target is not None:
+        x, y = point(target)
+        return [Click(x=x, y=y), action.model_copy(update={"target": None})], found
+    if isinstance(action, Click | Move | Scroll) and target is not None:
+        x, y = point(target)
+        return [action.model_copy(update={"target": None, "x": x, "y": y})], found
+    if isinstance(action, Drag):
+        ends = {end: point(value) if isinstance(value, str) else value
+                for end, value in (("start", action.start), ("end", action.end))}
+        return [action.model_copy(update=ends)], found
+    return [action], found
