@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
@@ -22,9 +22,9 @@ from tools.errors import AgentError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from agent.loop import Agent
-    from agent.trajectory import Step
+    from agent.trajectory import Step, Trajectory
     from model.base import VisionLanguageModel
+    from tools.executor import Executor
 
 __all__ = ["app", "main"]
 
@@ -63,6 +63,37 @@ def run(
     _run_in_browser(goal, url=url, model_name=model, max_steps=max_steps, headed=headed, runs_dir=runs_dir,
                     base_url=base_url, secrets=_secrets_from_environment(secret or []),
                     allowed_domains=allow_domain)
+
+
+@app.command()
+def script(
+    path: Annotated[Path, typer.Argument(help="The script: a YAML list of steps (see agent/script.py).")],
+    url: Annotated[str | None, typer.Option(
+        help="Run it in a browser that starts here. Without it, on this desktop (needs a display).")] = None,
+    model: Annotated[str, typer.Option(help=MODEL_HELP + " It grounds the targets.")] = "internvl3-2b",
+    headed: Annotated[bool, typer.Option(help="Show the browser window.")] = False,
+    runs_dir: Annotated[Path, typer.Option(help="Where trajectories are written.")] = Path("runs"),
+    base_url: Annotated[str | None, typer.Option(
+        help="Ground with a model served over an OpenAI-compatible API at this URL.")] = None,
+) -> None:
+    """Run a script whose targets are described in words, each grounded on the live screen.
+    Exits with 1 when a step fails."""
+    from rich.console import Console
+
+    from agent.grounding import ModelGrounder
+    from agent.script import Script, ScriptRunner
+
+    steps = Script.load(path)  # a bad file fails here, before a model is loaded
+    if url is not None:
+        _check_url(url)
+    console = Console(stderr=True)
+    with console.status(f"loading model {model}"):
+        grounder = ModelGrounder(_load_model(model, base_url))
+    with _executor(url, headed) as executor:
+        runner = ScriptRunner(executor, grounder, runs_dir=runs_dir)
+        _follow(runner, runner.steps(steps), console)
+    if runner.trajectory is not None and runner.trajectory.outcome != "finished":
+        raise typer.Exit(1)  # for shell scripts and CI: a step failed
 
 
 @app.command()
@@ -138,29 +169,53 @@ def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, hea
     from agent.safety import SafetyPolicy
     from tools.browser import BrowserExecutor
 
-    if not url.startswith(("http://", "https://", "file://")):
-        raise AgentError(f"--url {url!r} is not a URL: give one that starts with http://, https:// or file://")
+    _check_url(url)
     safety = SafetyPolicy(allowed_domains=allowed_domains)
     if safety.allowlist is not None and not safety.allowlist.allows(url):
         domains = ", ".join(safety.allowlist.domains)
         raise AgentError(f"--url {url} is not on the allowed domains ({domains}): start on one of them")
     console = Console(stderr=True)
-    agent: Agent | None = None
+    with console.status(f"loading model {model_name}"):
+        vlm = _load_model(model_name, base_url)
+    with BrowserExecutor(start_url=url, headless=not headed) as executor:
+        agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets, safety=safety)
+        _follow(agent, agent.steps(goal), console)
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://", "file://")):
+        raise AgentError(f"--url {url!r} is not a URL: give one that starts with http://, https:// or file://")
+
+
+def _executor(url: str | None, headed: bool) -> Executor:
+    if url is not None:
+        from tools.browser import BrowserExecutor
+
+        return BrowserExecutor(start_url=url, headless=not headed)
+    from tools.desktop import DesktopExecutor
+
+    return DesktopExecutor()
+
+
+class _Stoppable(Protocol):
+    trajectory: Trajectory | None
+
+    def stop(self) -> None: ...
+
+
+def _follow(run: _Stoppable, steps: Iterator[Step], console: Console) -> None:
+    """Print each step as it is written, then the outcome and where the trajectory is. The
+    first Ctrl-C ends the run after the step in flight (exit 130), a second one at once."""
     try:
-        with console.status(f"loading model {model_name}"):
-            vlm = _load_model(model_name, base_url)
-        with BrowserExecutor(start_url=url, headless=not headed) as executor:
-            agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets,
-                          safety=safety)
-            with _first_ctrl_c_stops(agent, console):
-                for step in agent.steps(goal):
-                    console.print(_step_line(step), highlight=False)
-    except KeyboardInterrupt:  # a second Ctrl-C (click alone would print "Aborted!" and exit with 1)
-        agent_stopped = True
+        with _first_ctrl_c_stops(run, console):
+            for step in steps:
+                console.print(_step_line(step), highlight=False)
+    except KeyboardInterrupt:  # the second Ctrl-C (click alone would print "Aborted!" and exit with 1)
+        stopped = True
     else:
-        agent_stopped = agent.trajectory is not None and agent.trajectory.outcome == "stopped"
-    trajectory = agent.trajectory if agent is not None else None
-    if agent_stopped:
+        stopped = run.trajectory is not None and run.trajectory.outcome == "stopped"
+    trajectory = run.trajectory
+    if stopped:
         where = f"; the steps so far are in {trajectory.run_dir}" if trajectory is not None else ""
         print(f"internvl-agent: interrupted{where}", file=sys.stderr)
         raise typer.Exit(130)
@@ -170,14 +225,14 @@ def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, hea
 
 
 @contextmanager
-def _first_ctrl_c_stops(agent: Agent, console: Console) -> Iterator[None]:
+def _first_ctrl_c_stops(run: _Stoppable, console: Console) -> Iterator[None]:
     """The first Ctrl-C ends the run after the step in flight; a second one stops at once.
 
     An interrupt in the middle of a browser call can leave Playwright unable to close.
     """
     def on_ctrl_c(signum: int, frame: object) -> None:
         console.print("stopping after this step (Ctrl-C again to stop at once)")
-        agent.stop()
+        run.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_ctrl_c)
@@ -206,7 +261,9 @@ def _step_line(step: Step) -> str:
         status = "unusable reply: " + step.parse_error.split(".")[0]
     else:
         status = "failed: " + (step.result.error if step.result and step.result.error else "")
-    return f"step {step.index}: {what} -> {status[:90]} ({step.timings_ms['model']:.0f} ms in the model)"
+    ms = step.timings_ms  # an agent's step spends most in the model; a script's, in grounding
+    spent = f"{ms['model']:.0f} ms in the model" if "model" in ms else f"{sum(ms.values()):.0f} ms"
+    return f"step {step.index}: {what} -> {status[:90]} ({spent})"
 
 
 def _quiet_transformers() -> None:

@@ -8,17 +8,18 @@ executors run.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from agent.parsing import parse_box
 from agent.prompts import GROUNDING_PROMPT
 from model.base import GenerationConfig, Message, VisionLanguageModel
-from tools.actions import BaseAction, Click, Drag, Move, Scroll, Type
+from tools.actions import BaseAction, Click, Drag, Move, Scroll, Type, is_ungrounded
 from tools.errors import GroundingError, ParseError
-from tools.executor import Observation
+from tools.executor import ActionResult, Executor, Observation
 
-__all__ = ["Box", "Grounder", "ModelGrounder", "ground"]
+__all__ = ["Acted", "Box", "Grounder", "ModelGrounder", "act", "ground"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,24 @@ def ground(
                 for end, value in (("start", action.start), ("end", action.end))}
         return [action.model_copy(update=ends)], found
     return [action], found
+
+
+@dataclass(frozen=True)
+class Acted:
+    result: ActionResult
+    grounded: dict[str, list[int]] | None  # each target in words -> the [x, y] it was found at
+    ground_ms: float
+
+
+def act(executor: Executor, action: BaseAction, observation: Observation, grounder: Grounder) -> Acted:
+    """Carry out `action` on `executor`, its targets grounded on `observation` first (a
+    GroundingError propagates: the caller decides whether to look again or give up)."""
+    t0 = time.perf_counter()
+    actions, grounded = ground(action, observation, grounder) if is_ungrounded(action) else ([action], None)
+    ground_ms = (time.perf_counter() - t0) * 1e3
+    result = ActionResult(ok=True)
+    for each in actions:  # a `type` on a target is a click, then the typing
+        result = executor.execute(each)
+        if not result.ok:
+            break
+    return Acted(result, grounded, ground_ms)

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from agent.grounding import Grounder, ModelGrounder, ground
-from agent.policy import Policy
+from agent.grounding import Acted, Grounder, ModelGrounder, act
+from agent.policy import Decision, Policy
 from agent.prompts import PROMPT_VERSION
 from agent.safety import LoopDetector, SafetyPolicy
 from agent.secrets import PLACEHOLDER, Secrets, UnknownSecret
 from agent.trajectory import Outcome, Step, Trajectory
 from model.base import GenerationConfig, VisionLanguageModel
-from tools.actions import BaseAction, Fail, Finish, Type, is_ungrounded
+from tools.actions import BaseAction, Fail, Finish, Type
 from tools.errors import AgentError, GroundingError
 from tools.executor import ActionResult, Executor, Observation
 from tools.registry import ToolAction, ToolRegistry
@@ -134,8 +134,8 @@ class Agent:
         result: ActionResult | None = None
         broken: AgentError | None = None
         ending: Outcome | None = None
-        act_ms = ground_ms = 0.0
-        grounded: dict[str, list[int]] | None = None
+        act_ms = 0.0
+        acted: Acted | None = None
         if decision.action is not None:
             typed = decision.action
             if isinstance(typed, Type) and typed.secret and not PLACEHOLDER.search(typed.text):
@@ -146,7 +146,8 @@ class Agent:
                 if refusal:
                     result = ActionResult.failure(refusal)
                 else:
-                    result, grounded, ground_ms = self._act(decision.action, observation)
+                    acted = self._act(decision.action, observation)
+                    result = acted.result
             except AgentError as exc:
                 # The executor is gone (a second crash, no display, the fail-safe): record the
                 # step that met it, with the model's reply, before the run ends.
@@ -160,14 +161,8 @@ class Agent:
             action=decision.action.model_dump(mode="json") if decision.action is not None else None,
             parse_error=decision.parse_error,
             result=result,
-            grounded=grounded or None,
-            timings_ms={
-                "observe": round(observe_ms, 2),
-                "model": round(decision.model_ms, 2),
-                "parse": round(decision.parse_ms, 2),
-                **({"ground": round(ground_ms, 2)} if grounded is not None else {}),
-                "act": round(act_ms - ground_ms, 2),
-            },
+            grounded=(acted.grounded or None) if acted is not None else None,
+            timings_ms=_timings(observe_ms, decision, act_ms, acted),
         )
         step = trajectory.append(step, observation.image)
         if broken is not None:
@@ -189,30 +184,30 @@ class Agent:
                 return f"not run: the person asked refused it ({verdict.reason})", "blocked"
         return None, None
 
-    def _act(self, action: BaseAction,
-             observation: Observation) -> tuple[ActionResult, dict[str, list[int]] | None, float]:
-        """(the result; where each target described in words was found, if any; ms spent finding them)."""
+    def _act(self, action: BaseAction, observation: Observation) -> Acted:
         if isinstance(action, Finish | Fail):
-            return ActionResult(ok=True), None, 0.0
+            return Acted(ActionResult(ok=True), None, 0.0)
         if isinstance(action, ToolAction):
-            return self.registry.call(action), None, 0.0
+            return Acted(self.registry.call(action), None, 0.0)
         if isinstance(action, Type) and PLACEHOLDER.search(action.text):
             try:  # the filled copy goes to the executor only: the step records the placeholder
                 action = action.model_copy(update={"text": self.secrets.fill(action.text), "secret": True})
             except UnknownSecret as exc:
-                return ActionResult.failure(str(exc)), None, 0.0
-        grounded: dict[str, list[int]] | None = None
+                return Acted(ActionResult.failure(str(exc)), None, 0.0)
         t0 = time.perf_counter()
-        if is_ungrounded(action):
-            try:
-                actions, grounded = ground(action, observation, self.grounder)
-            except GroundingError as exc:
-                return ActionResult.failure(exc.message), {}, (time.perf_counter() - t0) * 1e3
-        else:
-            actions = [action]
-        ground_ms = (time.perf_counter() - t0) * 1e3
-        for each in actions:  # a `type` on a target is a click, then the typing
-            result = self.executor.execute(each)
-            if not result.ok:
-                break
-        return result, grounded, ground_ms
+        try:
+            return act(self.executor, action, observation, self.grounder)
+        except GroundingError as exc:  # told to the model, which can describe it another way
+            return Acted(ActionResult.failure(exc.message), {}, (time.perf_counter() - t0) * 1e3)
+
+
+def _timings(observe_ms: float, decision: Decision, act_ms: float, acted: Acted | None) -> dict[str, float]:
+    """Milliseconds per phase of a step; `ground` only when a target in words was looked for."""
+    ground_ms = acted.ground_ms if acted is not None and acted.grounded is not None else None
+    return {
+        "observe": round(observe_ms, 2),
+        "model": round(decision.model_ms, 2),
+        "parse": round(decision.parse_ms, 2),
+        **({"ground": round(ground_ms, 2)} if ground_ms is not None else {}),
+        "act": round(act_ms - (ground_ms or 0.0), 2),
+    }

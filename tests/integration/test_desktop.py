@@ -372,3 +372,26 @@ def test_xvfb_on_a_number_in_use_fails_with_the_server_s_reason(xvfb):
 def test_a_second_display_in_one_process_is_refused(desktop):
     with pytest.raises(ExecutorError, match="already connected to X display"):
         DesktopExecutor(display=":4242").observe()
+
+
+def test_a_script_grounds_its_targets_on_the_live_screen_and_acts_there(desktop, recorder, tmp_path):
+    # Scripted desktop automation: the scripted model stands in for InternVL3's grounding
+    # answer (weights cannot be downloaded here): the recorder window's box, in 0..1000.
+    from agent.grounding import ModelGrounder
+    from agent.script import Script, ScriptRunner
+    from model.scripted import ScriptedModel
+
+    left, top, width, height = WINDOW
+    box = [round(left * 1000 / 1919), round(top * 1000 / 1079),
+           round((left + width - 1) * 1000 / 1919), round((top + height - 1) * 1000 / 1079)]
+    grounder = ModelGrounder(ScriptedModel([f"<ref>the recorder</ref><box>[{box}]</box>"]))
+    script = Script.parse({"steps": [{"click": "the recorder window"}, {"type": "hi"}]})
+    recorder.command("clear")  # an empty Text, and nothing logged before this test
+    trajectory = ScriptRunner(desktop, grounder, runs_dir=tmp_path).run(script)
+    events = recorder.sync()
+
+    assert trajectory.outcome == "finished", trajectory.steps[-1].result
+    x, y = trajectory.steps[0].grounded["the recorder window"]
+    assert abs(x - (left + width // 2)) <= 2 and abs(y - (top + height // 2)) <= 2
+    assert presses(events) == [(1, x, y)]  # root coordinates: the grounded pixel itself
+    assert [e["text"] for e in events if e["type"] == "key"][-1] == "hi"

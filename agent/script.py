@@ -1,0 +1,199 @@
+"""Scripted automation: a YAML list of steps whose targets are described in words.
+
+Each target is grounded on the live screen when its step runs, so a script keeps working
+when the layout moves. No planning model is involved; the grounder (by default the model
+itself, with InternVL's grounding prompt) only says where things are.
+
+    name: Save a note
+    timeout: 10              # seconds a step may wait for its target to appear (default 10)
+    steps:
+      - click: the New note button
+      - type: {text: Buy milk, target: the note body}
+      - key: ctrl+s
+      - expect: the Saved label          # passes once the target can be found
+      - click: {x: 640, y: 360}          # a point, in pixels of the screenshot
+      - wait: 1
+      - navigate: https://example.org/   # browser only
+
+A step is `action: value`, the value being the action's main field (a target for click,
+move and expect; the text for type; the keys for key; seconds for wait; the url for
+navigate) or a mapping of its fields, as in tools/actions.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.grounding import Grounder, act
+from agent.trajectory import Outcome, Step, Trajectory
+from tools.actions import ACTION_ADAPTER, BaseAction
+from tools.errors import GroundingError, TaskError
+from tools.executor import ActionResult, Executor
+from tools.registry import format_validation_error
+
+__all__ = ["Expect", "Script", "ScriptRunner"]
+
+# The field a bare value stands for, per action.
+_MAIN_FIELD = {"click": "target", "move": "target", "scroll": "target", "type": "text", "key": "keys",
+               "wait": "seconds", "navigate": "url", "finish": "answer", "fail": "reason", "expect": "target"}
+
+
+class Expect(BaseModel):
+    """A check, not an action: the step passes once `target` can be found on the screen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str = "expect"
+    target: str = Field(min_length=1, max_length=500)
+
+    @property
+    def name(self) -> str:
+        return "expect"
+
+
+class Script(BaseModel):
+    """A validated script: `steps` are actions (pixels or targets in words) and Expect checks."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str = "script"
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    steps: tuple[BaseAction | Expect, ...]
+
+    @classmethod
+    def load(cls, path: Path | str) -> Script:
+        """Read a script file; TaskError says which step is wrong and how."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise TaskError(f"cannot read script {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise TaskError(f"script {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        return cls.parse(data, source=str(path))
+
+    @classmethod
+    def parse(cls, data: Any, *, source: str = "script") -> Script:
+        if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
+            raise TaskError(f"{source}: give a mapping with a non-empty `steps:` list (see agent/script.py)")
+        unknown = set(data) - {"name", "timeout", "steps"}
+        if unknown:
+            raise TaskError(f"{source}: unknown key(s) {sorted(unknown)}: the keys are name, timeout, steps")
+        steps = [_step(raw, f"{source}: step {n}") for n, raw in enumerate(data["steps"], start=1)]
+        try:
+            return cls(name=str(data.get("name", "script")), timeout=data.get("timeout", 10.0),
+                       steps=tuple(steps))
+        except ValidationError as exc:
+            raise TaskError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def _step(raw: Any, where: str) -> BaseAction | Expect:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise TaskError(f"{where}: write one `action: value` pair, such as `click: the OK button`")
+    ((name, value),) = raw.items()
+    if name not in _MAIN_FIELD and name not in ("drag", "back"):
+        known = ", ".join(sorted(_MAIN_FIELD))
+        raise TaskError(f"{where}: unknown action {name!r}; the actions are {known}, drag and back")
+    if isinstance(value, dict):
+        fields = dict(value)
+    else:
+        fields = {} if value is None else {_MAIN_FIELD.get(name): value}
+    if None in fields:
+        raise TaskError(f"{where}: {name} takes a mapping of its fields")
+    if name == "key" and isinstance(fields.get("keys"), str):
+        fields["keys"] = fields["keys"].split("+")  # "ctrl+s", as people write it
+    try:
+        if name == "expect":
+            return Expect(**fields)
+        return ACTION_ADAPTER.validate_python({"action": name, **fields})
+    except (ValidationError, TypeError) as exc:
+        problem = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise TaskError(f"{where} ({name}): {problem}") from None
+
+
+class ScriptRunner:
+    """Runs a Script on an executor, each step recorded like an agent's (runs/<id>/)."""
+
+    def __init__(self, executor: Executor, grounder: Grounder, *, runs_dir: Path | str = "runs",
+                 retry_every_s: float = 0.5) -> None:
+        self.executor = executor
+        self.grounder = grounder
+        self.runs_dir = Path(runs_dir)
+        self.retry_every_s = retry_every_s
+        self.trajectory: Trajectory | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the run after the step in flight, as outcome `stopped` (thread- and signal-safe)."""
+        self._stop.set()
+
+    def run(self, script: Script, *, run_id: str | None = None) -> Trajectory:
+        for _ in self.steps(script, run_id=run_id):
+            pass
+        assert self.trajectory is not None
+        return self.trajectory
+
+    def steps(self, script: Script, *, run_id: str | None = None) -> Iterator[Step]:
+        """Run the steps in order; the first that fails ends the run as `failed`."""
+        trajectory = Trajectory.create(self.runs_dir, goal=f"script: {script.name}", run_id=run_id,
+                                       meta={"script": script.name, "steps_in_script": len(script.steps)})
+        self.trajectory = trajectory
+        self._stop.clear()
+        outcome: Outcome = "finished"
+        reason: str | None = None
+        try:
+            for index, action in enumerate(script.steps, start=1):
+                if self._stop.is_set():
+                    outcome = "stopped"
+                    break
+                step = self._run_step(index, action, script.timeout, trajectory)
+                yield step
+                if not step.ok:
+                    outcome, reason = "failed", f"step {index} ({action.name}): {step.feedback()}"
+                    break
+        except (GeneratorExit, KeyboardInterrupt):
+            outcome = "stopped"
+            raise
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            trajectory.end(outcome, reason)
+
+    def _run_step(self, index: int, action: BaseAction | Expect, timeout: float,
+                  trajectory: Trajectory) -> Step:
+        """Observe, ground and act; while a target cannot be found, look again until `timeout`."""
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        while True:
+            observation = self.executor.observe()
+            try:
+                if isinstance(action, Expect):
+                    box = self.grounder.locate(observation, action.target)
+                    result, grounded = ActionResult(ok=True), {action.target: list(box.center)}
+                else:
+                    acted = act(self.executor, action, observation, self.grounder)
+                    result, grounded = acted.result, acted.grounded
+                break
+            except GroundingError as exc:
+                if time.monotonic() + self.retry_every_s > deadline:
+                    result, grounded = ActionResult.failure(f"{exc.message} (looked for {timeout:g} s)"), None
+                    break
+                time.sleep(self.retry_every_s)  # the page or window may still be drawing it
+        step = Step(
+            index=index,
+            observation=observation.metadata(),
+            model_text=f"script step {index}",
+            action=action.model_dump(mode="json"),
+            result=result,
+            grounded=grounded,
+            timings_ms={"step": round((time.perf_counter() - t0) * 1e3, 2)},
+        )
+        return trajectory.append(step, observation.image)

@@ -1,0 +1,110 @@
+"""Scripts run in a real Chromium: targets in words grounded on the live page, one step at a time.
+
+The scripted model (canned replies) stands in for InternVL3's grounding answers, which need
+weights that cannot be downloaded here; the CLI test uses the tiny real model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from agent.grounding import ModelGrounder
+from agent.script import Script, ScriptRunner
+from agent.trajectory import Trajectory
+from model.scripted import ScriptedModel
+from tools.browser import BrowserExecutor
+
+pytestmark = pytest.mark.browser
+
+VIEWPORT = (1280, 720)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserExecutor]:
+    with BrowserExecutor(viewport=VIEWPORT) as executor:
+        yield executor
+
+
+@pytest.fixture
+def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
+    browser.page.goto(f"{page_server}/playground.html")
+    return browser
+
+
+def _box(executor: BrowserExecutor, element_id: str) -> str:
+    r = executor.page.evaluate(f"document.getElementById('{element_id}').getBoundingClientRect().toJSON()")
+    corners = (r["left"] / (VIEWPORT[0] - 1), r["top"] / (VIEWPORT[1] - 1),
+               r["right"] / (VIEWPORT[0] - 1), r["bottom"] / (VIEWPORT[1] - 1))
+    return "<box>[[" + ", ".join(str(round(c * 1000)) for c in corners) + "]]</box>"
+
+
+def test_a_script_clicks_types_and_checks_by_description(playground, tmp_path):
+    script = Script.parse({"name": "fill", "steps": [
+        {"click": "the Click me button"},
+        {"type": {"text": "scripted", "target": "the text field"}},
+        {"key": "Enter"},
+        {"expect": "the Hover me box"},
+    ]})
+    answers = {"the Click me button": _box(playground, "button"), "the text field": _box(playground, "text"),
+               "the Hover me box": _box(playground, "hover")}
+
+    def answer(messages):  # a grounder that knows the page, as InternVL3 would
+        return next(box for label, box in answers.items() if label in messages[0].text)
+
+    runner = ScriptRunner(playground, ModelGrounder(ScriptedModel([answer] * 3)), runs_dir=tmp_path)
+    trajectory = runner.run(script)
+
+    assert (trajectory.outcome, len(trajectory)) == ("finished", 4)
+    assert playground.page.evaluate("window.state.clicks") == 1
+    assert playground.page.input_value("#text") == "scripted"
+    assert playground.page.evaluate("window.state.submitted") == 1
+    steps = Trajectory.read_steps(trajectory.run_dir)
+    assert [s.action["action"] for s in steps] == ["click", "type", "key", "expect"]
+    assert set(steps[3].grounded) == {"the Hover me box"} and steps[2].grounded is None
+    assert all((trajectory.run_dir / s.screenshot).exists() for s in steps)
+
+
+def test_a_target_that_never_appears_fails_the_script_after_its_timeout(playground, tmp_path):
+    script = Script.parse({"timeout": 1, "steps": [{"click": "the Delete button"}, {"wait": 1}]})
+    model = ScriptedModel(["I do not see it."] * 10)
+    runner = ScriptRunner(playground, ModelGrounder(model), runs_dir=tmp_path, retry_every_s=0.2)
+    trajectory = runner.run(script)
+
+    assert (trajectory.outcome, len(trajectory)) == ("failed", 1)  # the wait never ran
+    assert 3 <= len(model.calls) <= 6  # it looked again while the timeout lasted
+    error = trajectory.steps[0].result.error
+    assert "could not find 'the Delete button'" in error and "looked for 1 s" in error
+    run = json.loads((trajectory.run_dir / "run.json").read_text())
+    assert run["outcome"] == "failed" and run["answer"].startswith("step 1 (click)")
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_cli_refuses_a_bad_script_in_one_line_before_loading_a_model(tmp_path):
+    (tmp_path / "bad.yaml").write_text("steps:\n  - clik: OK\n")
+    proc = _cli("script", "bad.yaml", "--model", "internvl3-78b", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "step 1: unknown action 'clik'" in lines[0]
+
+
+@pytest.mark.model
+def test_the_cli_runs_a_script_with_the_tiny_model_and_exits_1_when_a_step_fails(page_server, tmp_path):
+    (tmp_path / "s.yaml").write_text("timeout: 0.5\nsteps:\n  - wait: 0.1\n  - click: the Click me button\n")
+    url = f"{page_server}/playground.html"
+    proc = _cli("script", "s.yaml", "--url", url, "--model", "tiny", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # random weights answer no box: step 2 fails
+    assert "failed after 2 steps" in proc.stderr and "Traceback" not in proc.stderr
+    run_dir = tmp_path / proc.stdout.strip().rsplit("trajectory: ", 1)[1]
+    steps = Trajectory.read_steps(run_dir)
+    assert [s.ok for s in steps] == [True, False]
