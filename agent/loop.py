@@ -2,10 +2,11 @@
 
 `Agent.steps(goal)` yields each `Step` as soon as it is on disk, so callers can watch a
 run live; `Agent.run(goal)` drives it to the end and returns the `Trajectory`.
-The run ends at `finish` or `fail`, at `max_steps` (every model call counts, parsed or
-not), after more than `max_retries` unusable replies or failed actions in a row, when the
-model repeats itself on an unchanged screen (`looping`), at an action that needed a
-person's approval and did not get it (`blocked`), or after `stop()` (`stopped`).
+The run ends at `finish` or `fail`; at `max_steps` (every model call counts, parsed or
+not) or `max_seconds` (checked between steps); after more than `max_retries` unusable
+replies or failed actions in a row; when the model repeats itself on an unchanged screen
+(`looping`); at an action that needed a person's approval and did not get it (`blocked`);
+or after `stop()` (`stopped`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Agent:
         executor: Executor,
         *,
         max_steps: int,
+        max_seconds: float | None = None,
         max_retries: int = 3,
         registry: ToolRegistry | None = None,
         generation: GenerationConfig | None = None,
@@ -57,9 +59,12 @@ class Agent:
         targets described in words (default: the model itself, with InternVL's grounding prompt)."""
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError("max_seconds must be positive (or None for no time limit)")
         self.model = model
         self.executor = executor
         self.max_steps = max_steps
+        self.max_seconds = max_seconds
         self.max_retries = max_retries
         self.registry = registry if registry is not None else ToolRegistry()
         self.secrets = Secrets(secrets)
@@ -94,10 +99,14 @@ class Agent:
         answer: str | None = None
         failures_in_a_row = 0
         loops = LoopDetector(self.safety.loop_limit) if self.safety.loop_limit else None
+        deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
         try:
             for index in range(1, self.max_steps + 1):
                 if self._stop.is_set():
                     outcome = "stopped"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:  # checked between steps
+                    outcome = "max_seconds"
                     break
                 step, ending = self._step(index, goal, trajectory, loops)
                 yield step

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Step", "Trajectory", "new_run_id"]
 
-Outcome = Literal["running", "finished", "failed", "max_steps", "too_many_errors", "looping", "blocked",
-                  "stopped", "error"]
+Outcome = Literal["running", "finished", "failed", "max_steps", "max_seconds", "too_many_errors", "looping",
+                  "blocked", "stopped", "error"]
 REDACTED = "[secret]"
 
 

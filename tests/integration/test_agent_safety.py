@@ -145,3 +145,9 @@ def test_stop_ends_the_run_after_the_step_in_flight(playground, tmp_path):
     trajectory = agent.run("Wait.")
     assert (trajectory.outcome, len(trajectory)) == ("stopped", 2)
     assert all(s.ok for s in trajectory.steps)  # the step in flight was finished, not cut
+
+
+def test_max_seconds_ends_the_run_between_steps(playground, tmp_path):
+    model = ScriptedModel([_call("wait", '{"seconds": 0.3}')] * 2 + [_call("finish")])
+    trajectory = Agent(model, playground, max_steps=5, max_seconds=0.2, runs_dir=tmp_path).run("Wait.")
+    assert (trajectory.outcome, len(trajectory)) == ("max_seconds", 1)  # the step in flight was finished
