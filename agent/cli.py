@@ -124,6 +124,18 @@ def serve(
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, such as runs/20261126-101500-ab12cd.")],
+) -> None:
+    """Write RUN_DIR/report.html: each step's screenshot, the model's reply and what ran."""
+    from agent.report import write_report
+
+    if not (run_dir / "steps.jsonl").is_file():
+        raise AgentError(f"{run_dir} holds no run (no steps.jsonl): give a directory under runs/")
+    print(write_report(run_dir))
+
+
+@app.command()
 def models() -> None:
     """List the InternVL3 checkpoints: parameters, and the memory their weights need."""
     from model.catalog import describe_models
@@ -204,8 +216,11 @@ class _Stoppable(Protocol):
 
 
 def _follow(run: _Stoppable, steps: Iterator[Step], console: Console) -> None:
-    """Print each step as it is written, then the outcome and where the trajectory is. The
-    first Ctrl-C ends the run after the step in flight (exit 130), a second one at once."""
+    """Print each step as it is written, then the outcome and where the trajectory and its
+    report are. The first Ctrl-C ends the run after the step in flight (exit 130), a second
+    one at once."""
+    from agent.report import write_report
+
     try:
         with _first_ctrl_c_stops(run, console):
             for step in steps:
@@ -220,7 +235,8 @@ def _follow(run: _Stoppable, steps: Iterator[Step], console: Console) -> None:
         print(f"internvl-agent: interrupted{where}", file=sys.stderr)
         raise typer.Exit(130)
     assert trajectory is not None
-    console.print(f"{trajectory.outcome} after {len(trajectory)} steps")
+    report_path = write_report(trajectory.run_dir)
+    console.print(f"{trajectory.outcome} after {len(trajectory)} steps; report: {report_path}")
     print(f"trajectory: {trajectory.run_dir}")
 
 

@@ -38,6 +38,7 @@ def test_run_with_the_tiny_model_writes_one_record_per_step(tmp_path):
         assert record["observation"]["size"] == [1280, 720]
         assert (run_dir / record["screenshot"]).exists()
     assert json.loads((run_dir / "run.json").read_text())["outcome"] in {"max_steps", "finished", "failed"}
+    assert (run_dir / "report.html").is_file() and "report: " in proc.stderr
 
 
 def test_a_model_that_is_not_here_is_one_line_and_exit_2(tmp_path):
@@ -129,3 +130,9 @@ def test_a_start_off_the_allowed_domains_or_a_bad_domain_is_one_line_and_exit_2(
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], proc.stderr
+
+
+def test_report_of_a_directory_without_a_run_is_one_line_and_exit_2(tmp_path):
+    proc = _cli("report", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no steps.jsonl" in proc.stderr
