@@ -18,9 +18,13 @@ Failures of the page (a navigation that times out, an unreachable URL) come back
 executor: it relaunches (or reopens the tab) at the last URL. A second crash, or a
 browser that cannot start, raises ExecutorError.
 
+With `allowed_domains`, Chromium itself refuses to take a tab off those domains, whatever
+the model does (tools/browser_guard.py): the action that led there fails, saying what was
+refused, and the tab stays on (or is sent back to) the allowed page it was on.
+
 Module map: browser_runtime (live tab, crash recovery), browser_session (launch, driver,
 PID), browser_settle (quiet detection, capture-ahead), browser_input (action handlers),
-browser_tabs (tabs, downloads), browser_dom (element_at).
+browser_tabs (tabs, downloads), browser_dom (element_at), browser_guard (allowed domains).
 """
 
 from __future__ import annotations
@@ -30,18 +34,20 @@ import io
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from tools.actions import Back, BaseAction, is_ungrounded
+from tools.actions import Back, BaseAction, Navigate, is_ungrounded
 from tools.browser_dom import ElementInfo, element_at
+from tools.browser_guard import NavigationGuard
 from tools.browser_input import DRAG_STEPS, NOTCH_PX, ActionFailed, PageInput
 from tools.browser_runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime, first_line
 from tools.browser_session import CHROMIUM_ARGS, sandbox_default
 from tools.browser_settle import Settler
 from tools.browser_tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
+from tools.domains import DomainAllowlist
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
 
@@ -85,6 +91,11 @@ class BrowserExecutor:
     capture           "jpeg" (quality 85, the default) or "png" (lossless) screenshots
     sandbox           Chromium's sandbox: None (default) keeps it on unless running as root,
                       where Chromium cannot start it; True or False force it on or off
+    allowed_domains   the only sites a tab may show (as in tools/domains.py; None: any): Chromium
+                      refuses top-level navigations elsewhere (links, scripts, meta refresh,
+                      popups), a redirect there is sent back, and the action fails saying so.
+                      Subresources and iframes are not restricted. start_url must be allowed,
+                      so a file: one is refused (file: has no domain: serve the page over http)
     """
 
     def __init__(
@@ -102,11 +113,15 @@ class BrowserExecutor:
         capture: CaptureFormat = "jpeg",
         launch_timeout_s: float = 30,
         sandbox: bool | None = None,
+        allowed_domains: Iterable[str] | None = None,
     ) -> None:
         if viewport[0] <= 0 or viewport[1] <= 0 or device_scale_factor <= 0:
             raise ValueError("viewport sizes and device_scale_factor must be positive")
         if capture not in ("png", "jpeg"):
             raise ValueError(f"capture must be 'png' or 'jpeg', not {capture!r}")
+        self.allowlist = DomainAllowlist(allowed_domains) if allowed_domains is not None else None
+        if self.allowlist is not None and start_url and (why := self.allowlist.refusal(start_url)):
+            raise ExecutorError(f"start_url {start_url!r} is off the allowed domains: {why}")
         self.viewport = (int(viewport[0]), int(viewport[1]))
         self.capture: CaptureFormat = capture
         self._downloads = DownloadKeeper(Path(downloads_dir)) if downloads_dir is not None else None
@@ -131,6 +146,7 @@ class BrowserExecutor:
             settler=Settler(quiet_ms=settle_quiet_ms, max_ms=settle_max_ms),
             downloads=self._downloads,
             capture=self._screenshot,
+            guard=NavigationGuard(self.allowlist) if self.allowlist is not None else None,
         )
 
     # -- lifecycle ------------------------------------------------------------------
@@ -195,6 +211,14 @@ class BrowserExecutor:
                 shot = self._screenshot(page)
             except Error as again:
                 raise ExecutorError(f"could not screenshot {page.url} ({first_line(again)})") from again
+        # The page may have left the allowed domains on its own since the last action (a
+        # timer, a redirect): the screenshot let that news in. Show the page it was sent back to.
+        if self._rt.enforce_allowlist():
+            page = self._rt.live_page()
+            try:
+                shot = self._screenshot(page)
+            except Error as exc:
+                raise ExecutorError(f"could not screenshot {page.url} ({first_line(exc)})") from exc
         try:
             title: str | None = page.title()
         except Error:
@@ -286,7 +310,16 @@ class BrowserExecutor:
             return ActionResult.failure(
                 f"{action.name} names a target described in words; it must be grounded to x and y first"
             )
-        return self._perform(action.name, lambda page: handler(page, action))
+        refusal = None
+        if isinstance(action, Navigate) and self.allowlist is not None:
+            refusal = self.allowlist.refusal(action.url)
+
+        def run(page: Page) -> str | None:
+            if refusal is not None:
+                raise ActionFailed(refusal)  # before any request, in the allowlist's words
+            return handler(page, action)
+
+        return self._perform(action.name, run)
 
     def back(self) -> ActionResult:
         """Go back in the active tab's history (the `back` action)."""
@@ -301,30 +334,40 @@ class BrowserExecutor:
 
         page = self._rt.live_page()
         start = time.perf_counter()
+        # What the guard refused while no action ran (the page's own timers) is only noted.
+        lines = [f"before this action, {refused}" for refused in self._rt.refusals()]
+
+        def result(error: str | None = None) -> ActionResult:
+            text = "\n".join(lines) or None
+            return ActionResult(ok=error is None, error=error, output=text, elapsed_ms=_since(start))
+
         try:
             output = run(page)
         except ActionFailed as exc:
-            return ActionResult.failure(f"{name} failed: {exc}", _since(start))
+            return result(f"{name} failed: {exc}")
         except Error as exc:
             reason = self._rt.death(exc)
             if reason is None:
-                return ActionResult.failure(f"{name} failed: {first_line(exc)}", _since(start))
+                # A navigation the guard stopped fails in Playwright too (net::ERR_ABORTED);
+                # the guard's words say why, and the tab is put back.
+                self._rt.enforce_allowlist()
+                return result(f"{name} failed: " + (" ".join(self._rt.refusals()) or first_line(exc)))
             self._rt.recover(f"{reason} during {name}")
             where = self._rt.last_url or "a blank page"
-            return ActionResult.failure(
+            return result(
                 f"{name} was interrupted: {reason}, and Chromium was restarted at {where}; "
-                "look at the screen again before the next action",
-                _since(start),
+                "look at the screen again before the next action"
             )
-        lines = [output] if output else []
+        lines += [output] if output else []
         # The active tab may have changed: a link that opened a tab settles in the new tab.
         settle_ms = self._rt.settle()
         if self._downloads is not None:
             lines += self._downloads.save_pending()
         self._rt.remember()
-        elapsed = _since(start)
-        log.debug("%s ok in %.0f ms (settle %.0f ms)", name, elapsed, settle_ms)
-        return ActionResult(ok=True, output="\n".join(lines) or None, elapsed_ms=elapsed)
+        if refused := self._rt.refusals():
+            return result(f"{name} failed: " + " ".join(refused))
+        log.debug("%s ok in %.0f ms (settle %.0f ms)", name, _since(start), settle_ms)
+        return result()
 
 
 def _since(start: float) -> float:

@@ -4,6 +4,9 @@ It launches Chromium on demand, makes a newly opened tab the active one, notices
 crashed tab or a dead browser process (from Playwright's events), and recovers from
 one such failure per executor by reopening the last URL, in a new tab or a relaunched
 browser. A second failure, or a browser that cannot start, raises ExecutorError.
+
+With a NavigationGuard (tools/browser_guard.py), every context it launches (a relaunch
+too) refuses navigations off the allowlist, and each settle ends by enforcing it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tools.browser_guard import NavigationGuard
 from tools.browser_session import BrowserSession, Driver, launch_session, sandbox_failure, thread_driver
 from tools.browser_settle import Capture, NetworkTracker, Settler
 from tools.browser_tabs import DownloadKeeper, open_pages
@@ -55,6 +59,7 @@ class BrowserRuntime:
         settler: Settler,
         downloads: DownloadKeeper | None,
         capture: Callable[[Page], bytes],
+        guard: NavigationGuard | None = None,
     ) -> None:
         self.executable_path = executable_path
         self.headless = headless
@@ -67,6 +72,7 @@ class BrowserRuntime:
         self.settler = settler
         self.downloads = downloads
         self.capture = capture
+        self.guard = guard
         self.prefetch: Capture | None = None  # taken while settling, for the next observation
         self.session: BrowserSession | None = None
         self.network: NetworkTracker | None = None
@@ -136,13 +142,38 @@ class BrowserRuntime:
         return None
 
     def settle(self) -> float:
-        """Wait for the active tab to be quiet; remember and return how long it took."""
+        """Wait for the active tab to be quiet, then hold the tabs to the allowlist;
+        remember and return how long the wait took."""
         self.prefetch = None
         if self.page is not None and self.network is not None and not self.page.is_closed():
             self.settle_ms, self.settle_reason, self.prefetch = self.settler.settle(
                 self.page, self.network, self.capture
             )
+        self.enforce_allowlist()
         return self.settle_ms
+
+    def enforce_allowlist(self) -> bool:
+        """Close refused popups and send back tabs that a redirect took off the allowlist;
+        True if a tab changed. If the active tab was closed, its opener (else the newest
+        tab) becomes the active one."""
+        if self.guard is None or self.session is None or not self.session.is_alive():
+            return False
+        active = self.page
+        if not self.guard.enforce(self.session.context):
+            return False
+        self.prefetch = None  # it may show what the guard just undid
+        if active is not None and active.is_closed():
+            opener = active.opener()
+            pages = open_pages(self.session.context)
+            if opener in pages:
+                self.page = opener
+            else:
+                self.page = pages[-1] if pages else self.session.context.new_page()
+        return True
+
+    def refusals(self) -> list[str]:
+        """What the guard refused since the last call (nothing without one)."""
+        return self.guard.take_refusals() if self.guard is not None else []
 
     def take_prefetch(self, page: Page) -> bytes | None:
         """The capture taken while settling, if `page` has not changed since (and it is recent:
@@ -159,8 +190,12 @@ class BrowserRuntime:
 
     def remember(self) -> None:
         """Note the active tab's URL as the place to return to after a crash."""
-        if self.page is not None and not self.page.url.startswith(_UNREMEMBERED):
-            self.last_url = self.page.url
+        if self.page is None:
+            return
+        url = self.page.url
+        # A refused address is never one to return to (the guard is sending the tab back).
+        if not url.startswith(_UNREMEMBERED) and (self.guard is None or self.guard.allowlist.allows(url)):
+            self.last_url = url
 
     def _start(self) -> None:
         try:
@@ -208,6 +243,10 @@ class BrowserRuntime:
                         f"could not open start_url {self.start_url!r} ({first_line(exc)}): "
                         "check the URL and that its server is running"
                     ) from exc
+                if self.guard is not None and self.page is not None and self.page.url == "about:blank":
+                    # The guard emptied the tab: start_url redirected off the allowed domains.
+                    why = " ".join(self.refusals())
+                    raise ExecutorError(f"start_url {self.start_url!r} led off the allowed domains: {why}")
         except BaseException:
             self.close()
             raise
@@ -227,6 +266,8 @@ class BrowserRuntime:
         )
         self.session = session
         self.network = self.settler.install(session.context)
+        if self.guard is not None:
+            self.guard.install(session.context)  # before any tab navigates
         # A link that opens a new tab moves the agent there, as it would a person.
         session.context.on("page", self._adopt)
         existing = open_pages(session.context)  # a persistent profile opens with a tab
@@ -244,7 +285,8 @@ class BrowserRuntime:
 
     def _adopt(self, page: Page) -> None:
         self._watch(page)
-        self.page = page
+        if self.guard is None or self.guard.admits(page):
+            self.page = page
 
     def _open(self, url: str) -> None:
         assert self.page is not None
