@@ -189,7 +189,8 @@ def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, hea
     console = Console(stderr=True)
     with console.status(f"loading model {model_name}"):
         vlm = _load_model(model_name, base_url)
-    with BrowserExecutor(start_url=url, headless=not headed) as executor:
+    # The policy refuses a navigate before it runs; the browser, wherever a click or a page leads.
+    with BrowserExecutor(start_url=url, headless=not headed, allowed_domains=allowed_domains) as executor:
         agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets, safety=safety)
         _follow(agent, agent.steps(goal), console)
 

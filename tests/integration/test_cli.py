@@ -136,3 +136,13 @@ def test_report_of_a_directory_without_a_run_is_one_line_and_exit_2(tmp_path):
     proc = _cli("report", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no steps.jsonl" in proc.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_a_run_on_an_allowed_domain_starts_and_records_its_steps(tmp_path, page_server):
+    proc = _cli("run", "click", "--url", f"{page_server}/playground.html", "--allow-domain", "127.0.0.1",
+                "--model", "tiny", "--max-steps", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = tmp_path / proc.stdout.strip().rsplit("trajectory: ", 1)[1]
+    assert len((run_dir / "steps.jsonl").read_text().splitlines()) == 1
