@@ -75,6 +75,9 @@ def script(
     runs_dir: Annotated[Path, typer.Option(help="Where trajectories are written.")] = Path("runs"),
     base_url: Annotated[str | None, typer.Option(
         help="Ground with a model served over an OpenAI-compatible API at this URL.")] = None,
+    secret: Annotated[list[str] | None, typer.Option(
+        help="The name of an environment variable holding a secret that steps type as <secret>NAME</secret>; "
+        "never written to disk. Repeatable.")] = None,
 ) -> None:
     """Run a script whose targets are described in words, each grounded on the live screen.
     Exits with 1 when a step fails."""
@@ -84,13 +87,14 @@ def script(
     from agent.script import Script, ScriptRunner
 
     steps = Script.load(path)  # a bad file fails here, before a model is loaded
+    secrets = _secrets_from_environment(secret or [])
     if url is not None:
         _check_url(url)
     console = Console(stderr=True)
     with console.status(f"loading model {model}"):
         grounder = ModelGrounder(_load_model(model, base_url))
     with _executor(url, headed) as executor:
-        runner = ScriptRunner(executor, grounder, runs_dir=runs_dir)
+        runner = ScriptRunner(executor, grounder, runs_dir=runs_dir, secrets=secrets)
         _follow(runner, runner.steps(steps), console)
     if runner.trajectory is not None and runner.trajectory.outcome != "finished":
         raise typer.Exit(1)  # for shell scripts and CI: a step failed

@@ -21,10 +21,10 @@ from agent.grounding import Acted, Grounder, ModelGrounder, act
 from agent.policy import Decision, Policy
 from agent.prompts import PROMPT_VERSION
 from agent.safety import LoopDetector, SafetyPolicy
-from agent.secrets import PLACEHOLDER, Secrets, UnknownSecret
+from agent.secrets import Secrets, UnknownSecret, literal_secret
 from agent.trajectory import Outcome, Step, Trajectory
 from model.base import GenerationConfig, VisionLanguageModel
-from tools.actions import BaseAction, Fail, Finish, Type
+from tools.actions import BaseAction, Fail, Finish
 from tools.errors import AgentError, GroundingError
 from tools.executor import ActionResult, Executor, Observation
 from tools.registry import ToolAction, ToolRegistry
@@ -146,9 +146,8 @@ class Agent:
         act_ms = 0.0
         acted: Acted | None = None
         if decision.action is not None:
-            typed = decision.action
-            if isinstance(typed, Type) and typed.secret and not PLACEHOLDER.search(typed.text):
-                trajectory.add_secret(typed.text)  # a literal secret (from the goal, say)
+            if (literal := literal_secret(decision.action)) is not None:
+                trajectory.add_secret(literal)
             refusal, ending = self._vet(decision.action, observation, loops)
             t1 = time.perf_counter()
             try:
@@ -198,11 +197,10 @@ class Agent:
             return Acted(ActionResult(ok=True), None, 0.0)
         if isinstance(action, ToolAction):
             return Acted(self.registry.call(action), None, 0.0)
-        if isinstance(action, Type) and PLACEHOLDER.search(action.text):
-            try:  # the filled copy goes to the executor only: the step records the placeholder
-                action = action.model_copy(update={"text": self.secrets.fill(action.text), "secret": True})
-            except UnknownSecret as exc:
-                return Acted(ActionResult.failure(str(exc)), None, 0.0)
+        try:  # the filled copy goes to the executor only: the step records the placeholder
+            action = self.secrets.fill_action(action)
+        except UnknownSecret as exc:
+            return Acted(ActionResult.failure(str(exc)), None, 0.0)
         t0 = time.perf_counter()
         try:
             return act(self.executor, action, observation, self.grounder)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.grounding import Grounder, act
+from agent.secrets import Secrets, UnknownSecret, literal_secret
 from agent.trajectory import Outcome, Step, Trajectory
 from tools.actions import ACTION_ADAPTER, BaseAction
 from tools.errors import GroundingError, TaskError
@@ -122,9 +123,12 @@ class ScriptRunner:
     """Runs a Script on an executor, each step recorded like an agent's (runs/<id>/)."""
 
     def __init__(self, executor: Executor, grounder: Grounder, *, runs_dir: Path | str = "runs",
-                 retry_every_s: float = 0.5) -> None:
+                 retry_every_s: float = 0.5, secrets: Mapping[str, str] | None = None) -> None:
+        """`secrets`: values a step types as <secret>name</secret>, never written to disk (nor
+        is the text of a `type` step marked `secret: true`)."""
         self.executor = executor
         self.grounder = grounder
+        self.secrets = Secrets(secrets)
         self.runs_dir = Path(runs_dir)
         self.retry_every_s = retry_every_s
         self.trajectory: Trajectory | None = None
@@ -143,7 +147,8 @@ class ScriptRunner:
     def steps(self, script: Script, *, run_id: str | None = None) -> Iterator[Step]:
         """Run the steps in order; the first that fails ends the run as `failed`."""
         trajectory = Trajectory.create(self.runs_dir, goal=f"script: {script.name}", run_id=run_id,
-                                       meta={"script": script.name, "steps_in_script": len(script.steps)})
+                                       meta={"script": script.name, "steps_in_script": len(script.steps)},
+                                       secrets=self.secrets.values)
         self.trajectory = trajectory
         self._stop.clear()
         outcome: Outcome = "finished"
@@ -172,6 +177,8 @@ class ScriptRunner:
         """Observe, ground and act; while a target cannot be found, look again until `timeout`."""
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout
+        if not isinstance(action, Expect) and (literal := literal_secret(action)) is not None:
+            trajectory.add_secret(literal)
         while True:
             observation = self.executor.observe()
             try:
@@ -179,8 +186,12 @@ class ScriptRunner:
                     box = self.grounder.locate(observation, action.target)
                     result, grounded = ActionResult(ok=True), {action.target: list(box.center)}
                 else:
-                    acted = act(self.executor, action, observation, self.grounder)
+                    filled = self.secrets.fill_action(action)  # the record keeps the placeholder
+                    acted = act(self.executor, filled, observation, self.grounder)
                     result, grounded = acted.result, acted.grounded
+                break
+            except UnknownSecret as exc:
+                result, grounded = ActionResult.failure(str(exc)), None
                 break
             except GroundingError as exc:
                 if time.monotonic() + self.retry_every_s > deadline:

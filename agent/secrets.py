@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from tools.actions import BaseAction, Type
 from tools.errors import AgentError
 
-__all__ = ["PLACEHOLDER", "Secrets", "UnknownSecret"]
+__all__ = ["PLACEHOLDER", "Secrets", "UnknownSecret", "literal_secret"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
 PLACEHOLDER = re.compile(rf"<secret>\s*({_NAME})\s*</secret>")
@@ -57,5 +58,20 @@ class Secrets:
 
         return PLACEHOLDER.sub(value_of, text)
 
+    def fill_action(self, action: BaseAction) -> BaseAction:
+        """`action` as the executor must run it: a `type` whose text holds placeholders gets
+        their values (and secret=True); anything else comes back as it is."""
+        if isinstance(action, Type) and PLACEHOLDER.search(action.text):
+            return action.model_copy(update={"text": self.fill(action.text), "secret": True})
+        return action
+
     def __repr__(self) -> str:  # never the values: a repr ends up in logs and tracebacks
         return f"Secrets(names={list(self._values)})"
+
+
+def literal_secret(action: BaseAction) -> str | None:
+    """The text of a `type` marked secret that holds no placeholder (one from the goal, or a
+    script's): a value to redact from then on."""
+    if isinstance(action, Type) and action.secret and not PLACEHOLDER.search(action.text):
+        return action.text
+    return None

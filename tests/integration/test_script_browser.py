@@ -108,3 +108,19 @@ def test_the_cli_runs_a_script_with_the_tiny_model_and_exits_1_when_a_step_fails
     run_dir = tmp_path / proc.stdout.strip().rsplit("trajectory: ", 1)[1]
     steps = Trajectory.read_steps(run_dir)
     assert [s.ok for s in steps] == [True, False]
+
+
+def test_secrets_a_script_types_reach_the_page_but_never_the_disk(playground, tmp_path):
+    script = Script.parse({"steps": [
+        {"type": {"text": "<secret>password</secret>", "target": "the text field"}},
+        {"type": {"text": "-literal-pin-4321", "secret": True}},
+    ]})
+    grounder = ModelGrounder(ScriptedModel([_box(playground, "text")]))
+    runner = ScriptRunner(playground, grounder, runs_dir=tmp_path, secrets={"password": "hunter2-xyz"})
+    trajectory = runner.run(script)
+
+    assert trajectory.outcome == "finished"
+    assert playground.page.input_value("#text") == "hunter2-xyz-literal-pin-4321"
+    written = "".join(p.read_text(encoding="utf-8") for p in trajectory.run_dir.glob("*.json*"))
+    assert "hunter2" not in written and "4321" not in written
+    assert "<secret>password</secret>" in written  # the record keeps the placeholder
