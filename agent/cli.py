@@ -168,12 +168,16 @@ def _is_cached(name: str) -> bool:
 
 
 def _secrets_from_environment(names: list[str]) -> dict[str, str]:
+    from agent.secrets import Secrets
+
     # Values never come from the command line, where other users can read them (ps, shell history).
     missing = [name for name in names if not os.environ.get(name)]
     if missing:
         name = missing[0]
         raise AgentError(f"--secret {name}: the environment variable {name} is empty or not set: export it")
-    return {name: os.environ[name] for name in names}
+    values = {name: os.environ[name] for name in names}
+    Secrets(values)  # a name the model could not write fails now, before a model is loaded
+    return values
 
 
 def _run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool, runs_dir: Path,

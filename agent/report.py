@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from agent.trajectory import Step, Trajectory
+from tools.errors import AgentError
 
 __all__ = ["write_report"]
 
@@ -28,13 +29,17 @@ pre { white-space: pre-wrap; word-break: break-word; background: #f8f9fa; paddin
 
 
 def write_report(run_dir: Path | str) -> Path:
-    """Write `run_dir/report.html` from the run's records; return its path."""
+    """Write `run_dir/report.html` from the run's records; return its path. AgentError when
+    the steps cannot be read."""
     run_dir = Path(run_dir)
     try:
         run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         run = {}
-    steps = Trajectory.read_steps(run_dir)
+    try:
+        steps = Trajectory.read_steps(run_dir)
+    except (OSError, ValueError) as exc:  # ValueError: pydantic's, for a line cut short by a kill
+        raise AgentError(f"cannot read the steps of {run_dir}: {str(exc).splitlines()[0]}") from None
     title = f"{run.get('goal', run_dir.name)}: {run.get('outcome', 'unknown')} after {len(steps)} steps"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -61,8 +66,8 @@ def _e(text: str) -> str:
 def _step(step: Step) -> str:
     marks = ""
     size = step.observation.get("size")
-    if step.grounded and isinstance(size, list) and len(size) == 2:
-        width, height = max(int(size[0]), 1), max(int(size[1]), 1)
+    if step.grounded and isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        width, height = max(size[0], 1), max(size[1], 1)
         marks = "".join(
             f"<div class='mark' title='{_e(label)}' "
             f"style='left:{100 * x / width:.2f}%;top:{100 * y / height:.2f}%'></div>"

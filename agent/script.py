@@ -10,10 +10,13 @@ itself, with InternVL's grounding prompt) only says where things are.
       - click: the New note button
       - type: {text: Buy milk, target: the note body}
       - key: ctrl+s
-      - expect: the Saved label          # passes once the target can be found
+      - expect: the Saved label          # passes once the grounder answers where it is
       - click: {x: 640, y: 360}          # a point, in pixels of the screenshot
       - wait: 1
       - navigate: https://example.org/   # browser only
+
+`expect` is only as strict as the grounder: a model may answer a box for something that is
+not there, so it catches a screen that is plainly wrong, not a missing word.
 
 A step is `action: value`, the value being the action's main field (a target for click,
 move and expect; the text for type; the keys for key; seconds for wait; the url for
@@ -76,6 +79,8 @@ class Script(BaseModel):
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise TaskError(f"cannot read script {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise TaskError(f"script {path} is not UTF-8 text: save it as UTF-8") from None
         except yaml.YAMLError as exc:
             raise TaskError(f"script {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         return cls.parse(data, source=str(path))
@@ -194,7 +199,7 @@ class ScriptRunner:
                 result, grounded = ActionResult.failure(str(exc)), None
                 break
             except GroundingError as exc:
-                if time.monotonic() + self.retry_every_s > deadline:
+                if self._stop.is_set() or time.monotonic() + self.retry_every_s > deadline:
                     result, grounded = ActionResult.failure(f"{exc.message} (looked for {timeout:g} s)"), None
                     break
                 time.sleep(self.retry_every_s)  # the page or window may still be drawing it

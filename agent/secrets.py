@@ -69,9 +69,14 @@ class Secrets:
         return f"Secrets(names={list(self._values)})"
 
 
+# Shorter text marked secret is typed but not redacted: replacing "n" or "ok" everywhere
+# would garble every record after it, and hides nothing worth hiding.
+MIN_LITERAL_SECRET = 4
+
+
 def literal_secret(action: BaseAction) -> str | None:
     """The text of a `type` marked secret that holds no placeholder (one from the goal, or a
     script's): a value to redact from then on."""
     if isinstance(action, Type) and action.secret and not PLACEHOLDER.search(action.text):
-        return action.text
+        return action.text if len(action.text) >= MIN_LITERAL_SECRET else None
     return None

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,28 +66,36 @@ class Step(BaseModel):
 
 
 def redact(step: Step, secret_texts: Sequence[str]) -> Step:
-    """Replace every secret, wherever it appears in the record."""
+    """Replace every secret, wherever it appears in the record, except in the action's name:
+    a name is one of ours, and a secret that happens to be part of one ("n" in "finish")
+    must not change what the record says was done."""
     if not any(secret_texts):
         return step
-    return Step.model_validate(_scrub(step.model_dump(mode="json"), secret_texts))
+    record = _scrub(step.model_dump(mode="json"), secret_texts)
+    if step.action is not None and "action" in step.action:
+        record["action"]["action"] = step.action["action"]
+    return Step.model_validate(record)
+
+
+def _spellings(text: str) -> set[str]:
+    """The ways a secret may appear in a record: as it is, escaped inside a JSON string (ASCII
+    or not) or a Python one, and percent-encoded in a URL (a form sent with GET)."""
+    return {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], repr(text)[1:-1],
+            quote(text, safe=""), quote_plus(text)}
 
 
 def _scrub(value: Any, secret_texts: Sequence[str]) -> Any:
-    """`value` (JSON-like) with each secret replaced by REDACTED.
-
-    The model may have written a secret escaped (inside a JSON string or a Python call), so
-    each is also looked for in its escaped spellings, the longest first.
-    """
-    variants = sorted({v for t in secret_texts if t for v in (t, json.dumps(t)[1:-1], repr(t)[1:-1])},
-                      key=len, reverse=True)
+    """`value` (JSON-like, keys included) with each spelling of each secret replaced by
+    REDACTED, the longest first."""
+    variants = sorted({v for t in secret_texts if t for v in _spellings(t)}, key=len, reverse=True)
 
     def scrub(value: Any) -> Any:
         if isinstance(value, str):
             for v in variants:
                 value = value.replace(v, REDACTED)
             return value
-        if isinstance(value, dict):
-            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, dict):  # keys too: `grounded` is keyed by descriptions in words
+            return {scrub(k): scrub(v) for k, v in value.items()}
         if isinstance(value, list):
             return [scrub(v) for v in value]
         return value
@@ -105,9 +114,8 @@ class Trajectory:
         self.outcome: Outcome = "running"
         self.answer: str | None = None
         self._meta = dict(meta or {})
-        self._secrets: list[str] = []
-        for text in secrets:  # before run.json is first written: the goal may hold one
-            self.add_secret(text)
+        # Known before run.json is first written: the goal may hold one.
+        self._secrets: list[str] = list(dict.fromkeys(text for text in secrets if text))
         run_dir.mkdir(parents=True, exist_ok=True)
         try:  # "x": two runs must never interleave their steps in one file
             self._jsonl = (run_dir / "steps.jsonl").open("x", encoding="utf-8")
@@ -127,9 +135,11 @@ class Trajectory:
         return self.run_dir / "steps.jsonl"
 
     def add_secret(self, text: str) -> None:
-        """Register text that must never be written, from this step on (run.json included)."""
+        """Register text that must never be written, from this step on; run.json (whose goal
+        may hold it) is rewritten at once."""
         if text and text not in self._secrets:
             self._secrets.append(text)
+            self._write_run_json()
 
     def append(self, step: Step, screenshot: Image | None = None) -> Step:
         """Write the step (and its screenshot) and flush both to disk before returning."""
@@ -173,5 +183,7 @@ class Trajectory:
     def read_steps(run_dir: Path | str) -> list[Step]:
         """Load the steps of a run directory (for reports, resume and tests)."""
         path = Path(run_dir) / "steps.jsonl"
-        with path.open(encoding="utf-8") as f:
-            return [Step.model_validate_json(line) for line in f if line.strip()]
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()  # the step being written when the process was killed: never complete
+        return [Step.model_validate_json(line) for line in lines if line.strip()]

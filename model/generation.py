@@ -36,7 +36,8 @@ def left_padded(prompts: Sequence[Prompt], *, pad_id: int, device: Any, dtype: A
     # The model fills the <IMG_CONTEXT> positions row by row, so the tiles go in the same order.
     tiles = [p.pixel_values for p in prompts if p.pixel_values is not None]
     if tiles:
-        inputs["pixel_values"] = torch.from_numpy(np.concatenate(tiles)).to(device=device, dtype=dtype)
+        pixels = tiles[0] if len(tiles) == 1 else np.concatenate(tiles)
+        inputs["pixel_values"] = torch.from_numpy(pixels).to(device=device, dtype=dtype)
     return inputs
 
 

@@ -297,10 +297,17 @@ def _pixels(rgb: Image) -> np.ndarray:
     buffer = _scratch("pixels", (height, stride))
     try:  # Pillow keeps RGB as 4 bytes a pixel: "RGBX" maps onto our buffer as it is
         mapped = PILImage.frombuffer("RGBX", (width, height), buffer, "raw", "RGBX", stride, 1)
+        if not mapped.readonly:  # Pillow copied the buffer instead of mapping it: no use to us
+            return np.asarray(rgb)
         mapped.im.paste(rgb.im, (0, 0, width, height))  # the core's paste: Image.paste would copy `mapped`
     except (AttributeError, TypeError, ValueError):
         return np.asarray(rgb)
     return buffer[:, : 4 * width].reshape(height, width, 4)
+
+
+# Python 3.14 stops counting some references held by local variables, and a free-threaded
+# build defers counts: there, getrefcount cannot prove an array unused, so none is reused.
+_REFCOUNTS_EXACT = sys.version_info < (3, 14) and getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 def _output(shape: tuple[int, ...]) -> np.ndarray:
@@ -311,7 +318,7 @@ def _output(shape: tuple[int, ...]) -> np.ndarray:
     """
     global _last_output
     last = _last_output
-    if last is not None and last.shape == shape and sys.getrefcount(last) == 3:
+    if _REFCOUNTS_EXACT and last is not None and last.shape == shape and sys.getrefcount(last) == 3:
         return last
     _last_output = np.empty(shape, dtype=np.float32)
     return _last_output

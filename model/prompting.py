@@ -143,7 +143,9 @@ class PromptBuilder:
         flush()
         ids.append(self._turn_id)
         ids.extend(self.encode("assistant\n"))
-        return Prompt(ids, np.concatenate(tiles) if tiles else None, image_tokens)
+        # One image's tiles as they are: a copy would page-fault in another 30 MB a step.
+        pixels = (tiles[0] if len(tiles) == 1 else np.concatenate(tiles)) if tiles else None
+        return Prompt(ids, pixels, image_tokens)
 
     def encode(self, text: str) -> list[int]:
         """Ids of plain text; a control token written in the text is spelled out, not obeyed."""

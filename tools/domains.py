@@ -25,10 +25,17 @@ _AMBIGUOUS = re.compile(r"[\\\s\x00-\x1f\x7f]")
 _HOST = re.compile(r"[a-z0-9.\-]+")
 
 
+# Characters that IDNA 2003 (Python's "idna" codec) maps away but IDNA 2008 / UTS 46, as
+# browsers use it, keeps: "claß.com" would pass as class.com and be sent to xn--cla-7ka.com.
+_IDNA_DEVIATIONS = re.compile("[\u00df\u03c2\u200c\u200d]")
+
+
 def _ascii_host(host: str) -> str | None:
     """`host` lower-cased, without a trailing dot, internationalized names as punycode; an IP
-    address in its canonical form."""
+    address in its canonical form. None for a host the two IDNA standards would encode apart."""
     host = host.lower().rstrip(".")
+    if _IDNA_DEVIATIONS.search(host):
+        return None
     try:
         return ipaddress.ip_address(host.strip("[]")).compressed
     except ValueError:

@@ -42,3 +42,19 @@ def test_the_report_shows_every_step_and_runs_nothing_the_model_wrote(tmp_path):
         assert mark.get_attribute("title") == "OK" and "left:25.00%" in mark.get_attribute("style")
         assert "no action found" in page.locator("#step-2 .failed").inner_text()
         assert "too_many_errors" in page.locator("body > p").first.inner_text()
+
+
+def test_a_run_killed_mid_write_still_reports_its_complete_steps(tmp_path):
+    trajectory = _run(tmp_path)
+    with (trajectory.run_dir / "steps.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"index": 3, "observation": {"si')  # the kill came in the middle of a line
+    assert len(Trajectory.read_steps(trajectory.run_dir)) == 2
+    assert write_report(trajectory.run_dir).is_file()
+
+
+def test_a_damaged_record_is_one_agent_error(tmp_path):
+    from tools.errors import AgentError
+
+    (tmp_path / "steps.jsonl").write_text('{"index": "not a number"}\n')
+    with pytest.raises(AgentError, match="cannot read the steps"):
+        write_report(tmp_path)

@@ -38,6 +38,7 @@ def test_allowed_addresses(url):
     " https://evil.net/",
     "https://examp1e.org/",
     "https://\u0435xample.org/",  # a Cyrillic e: a different host in punycode
+    "http://claß.example.org.evil.net/",
     "http://127.0.0.2/",
     "http://1.127.0.0.1/",  # not a subdomain of an IP address
     "file:///etc/passwd",
@@ -70,3 +71,13 @@ def test_entries_that_are_not_host_names_are_refused_with_what_to_give(entry):
 def test_an_empty_allowlist_allows_only_the_blank_page():
     nothing = DomainAllowlist([])
     assert nothing.allows("about:blank") and not nothing.allows("https://example.org/")
+
+
+def test_names_that_the_two_idna_standards_encode_apart_are_refused():
+    # Python's idna codec (IDNA 2003) reads claß.com as class.com; Chromium (UTS 46) asks
+    # xn--cla-7ka.com. Refusing them keeps the allowlist and the browser in agreement.
+    allowlist = DomainAllowlist(["class.com", "example.org"])
+    for host in ("claß.com", "\u03c2.example.org", "ex\u200dample.org", "a\u200c.example.org"):
+        assert not allowlist.allows(f"https://{host}/"), host
+    with pytest.raises(AgentError):
+        DomainAllowlist(["straße.de"])

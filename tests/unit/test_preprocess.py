@@ -326,3 +326,22 @@ def test_an_image_opened_from_a_file_and_not_yet_loaded_tiles_the_same(tmp_path)
     image.save(tmp_path / "shot.png")
     with Image.open(tmp_path / "shot.png") as lazy:  # Pillow reads the pixels on first use
         np.testing.assert_array_equal(tile_image(lazy).pixel_values, tile_image(image).pixel_values)
+
+
+def test_a_pillow_that_copies_instead_of_mapping_gets_the_same_tiles(monkeypatch):
+    # If frombuffer ever copies (a writable image), pasting into it would leave our buffer
+    # stale: tile_image must notice and read the pixels another way.
+    import PIL.Image
+
+    image = _image(1100, 500, seed=6)
+    expected = tile_image(image).pixel_values.copy()
+    frombuffer = PIL.Image.frombuffer
+
+    def copying(*args, **kwargs):
+        copy = frombuffer(*args, **kwargs).copy()  # a writable image of its own
+        return copy
+
+    monkeypatch.setattr(PIL.Image, "frombuffer", copying)
+    scratch = __import__("model.preprocess", fromlist=["_scratch_buffers"])._scratch_buffers
+    scratch.get("pixels", np.empty(0))[...] = 0  # stale content, were it used
+    np.testing.assert_array_equal(tile_image(image).pixel_values, expected)

@@ -64,3 +64,9 @@ def test_bad_scripts_are_one_task_error_that_names_the_step(tmp_path, text, says
 def test_a_missing_file_says_which(tmp_path):
     with pytest.raises(TaskError, match="cannot read script"):
         Script.load(tmp_path / "nope.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_one_task_error(tmp_path):
+    (tmp_path / "latin1.yaml").write_bytes("steps:\n  - click: le bouton «OK»\n".encode("latin-1"))
+    with pytest.raises(TaskError, match="not UTF-8"):
+        Script.load(tmp_path / "latin1.yaml")

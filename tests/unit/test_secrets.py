@@ -48,3 +48,40 @@ def test_secrets_given_to_a_trajectory_never_reach_its_files(tmp_path):
     files = "".join(p.read_text() for p in (tmp_path / "r").iterdir())
     assert "hunter2" not in files
     assert json.loads((tmp_path / "r" / "run.json").read_text())["goal"] == "log in with [secret]"
+
+
+def test_a_secret_inside_an_action_name_leaves_the_name_and_the_outcome_alone(tmp_path):
+    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secrets=["fini"])
+    step = trajectory.append(Step(index=1, observation={}, model_text="finish now",
+                                  action={"action": "finish", "answer": "finished"}))
+    trajectory.end("finished")
+    assert step.action == {"action": "finish", "answer": "[secret]shed"}
+
+
+def test_every_spelling_of_a_secret_is_redacted_keys_included(tmp_path):
+    secret = 'pä ss"wörd&1'
+    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secrets=[secret])
+    model_text = " ".join([secret, json.dumps(secret), json.dumps(secret, ensure_ascii=False), repr(secret)])
+    trajectory.append(Step(index=1, observation={"url": "https://x.test/?q=p%C3%A4+ss%22w%C3%B6rd%261"},
+                           model_text=model_text, grounded={f"the box showing {secret}": [1, 2]}))
+    trajectory.end("finished")
+    written = (tmp_path / "r" / "steps.jsonl").read_text(encoding="utf-8")
+    assert "ss" not in written.replace("[secret]", "") and "rd" not in written
+
+
+def test_a_literal_secret_typed_later_is_removed_from_the_goal_in_run_json_at_once(tmp_path):
+    trajectory = Trajectory.create(tmp_path, goal="log in with pin 4321", run_id="r")
+    assert "4321" in (tmp_path / "r" / "run.json").read_text()
+    trajectory.add_secret("4321")  # a `type` with secret: true, before the run ends (or is killed)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["goal"] == "log in with pin [secret]"
+    trajectory.end("finished")
+
+
+def test_text_too_short_to_redact_safely_is_not_registered():
+    from agent.secrets import literal_secret
+    from tools.actions import Type
+
+    assert literal_secret(Type(text="n", secret=True)) is None
+    assert literal_secret(Type(text="4321", secret=True)) == "4321"
+    assert literal_secret(Type(text="<secret>pw</secret>", secret=True)) is None  # filled, known
+    assert literal_secret(Type(text="public text")) is None
