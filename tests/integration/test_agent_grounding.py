@@ -7,8 +7,6 @@ shows the transformers path end to end (its random answers are never a box).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from agent.grounding import Box, ModelGrounder, ground
@@ -17,7 +15,6 @@ from agent.prompts import GROUNDING_PROMPT
 from agent.trajectory import Trajectory
 from model.scripted import ScriptedModel
 from tools.actions import Click, Drag, Type
-from tools.browser import BrowserExecutor
 from tools.errors import GroundingError
 
 pytestmark = pytest.mark.browser
@@ -25,34 +22,16 @@ pytestmark = pytest.mark.browser
 VIEWPORT = (1280, 720)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserExecutor]:
-    with BrowserExecutor(viewport=VIEWPORT) as executor:
-        yield executor
-
-
-@pytest.fixture
-def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
-    browser.page.goto(f"{page_server}/playground.html")
-    return browser
-
-
-def _box_answer(executor: BrowserExecutor, element_id: str, label: str) -> str:
-    """What InternVL3 answers to the grounding prompt for that element: its box in 0..1000."""
-    r = executor.page.evaluate(f"document.getElementById('{element_id}').getBoundingClientRect().toJSON()")
-    corners = [r["left"] / (VIEWPORT[0] - 1), r["top"] / (VIEWPORT[1] - 1),
-               r["right"] / (VIEWPORT[0] - 1), r["bottom"] / (VIEWPORT[1] - 1)]
-    return f"<ref>{label}</ref><box>[[{', '.join(str(round(c * 1000)) for c in corners)}]]</box>"
 
 
 def _call(name: str, arguments: str) -> str:
     return f'<tool_call>{{"name": "{name}", "arguments": {arguments}}}</tool_call>'
 
 
-def test_a_click_on_a_target_in_words_lands_on_it(playground, tmp_path):
+def test_a_click_on_a_target_in_words_lands_on_it(playground, tmp_path, box_of):
     model = ScriptedModel([
         _call("click", '{"target": "the Click me button"}'),
-        _box_answer(playground, "button", "the Click me button"),  # the grounding answer
+        box_of(playground, "button"),  # the grounding answer
         _call("finish", '{"answer": "clicked"}'),
     ])
     trajectory = Agent(model, playground, max_steps=4, runs_dir=tmp_path).run("Click the button.")
@@ -70,10 +49,10 @@ def test_a_click_on_a_target_in_words_lands_on_it(playground, tmp_path):
     assert step.timings_ms["ground"] >= 0 and "ground" not in finish.timings_ms and finish.grounded is None
 
 
-def test_typing_into_a_target_clicks_it_first(playground, tmp_path):
+def test_typing_into_a_target_clicks_it_first(playground, tmp_path, box_of):
     model = ScriptedModel([
         _call("type", '{"text": "grounded", "target": "the text field", "submit": true}'),
-        _box_answer(playground, "text", "the text field"),
+        box_of(playground, "text"),
         _call("finish", "{}"),
     ])
     Agent(model, playground, max_steps=3, runs_dir=tmp_path).run("Type 'grounded' in the field.")
@@ -82,8 +61,8 @@ def test_typing_into_a_target_clicks_it_first(playground, tmp_path):
     assert playground.page.evaluate("window.state.submitted") == 1
 
 
-def test_a_drag_between_two_targets_grounds_both_ends(playground):
-    answers = iter([_box_answer(playground, "drag-source", "a"), _box_answer(playground, "drop", "b")])
+def test_a_drag_between_two_targets_grounds_both_ends(playground, box_of):
+    answers = iter([box_of(playground, "drag-source"), box_of(playground, "drop")])
     grounder = ModelGrounder(ScriptedModel([lambda messages: next(answers)] * 2))
     observation = playground.observe()
     (drag,), found = ground(Drag(start="the Drag me box", end="the Drop here box"), observation, grounder)

@@ -5,8 +5,6 @@ stands in for weights that cannot be downloaded here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from agent.loop import Agent
@@ -25,16 +23,6 @@ def _call(name: str, arguments: str = "{}") -> str:
     return f'<tool_call>{{"name": "{name}", "arguments": {arguments}}}</tool_call>'
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserExecutor]:
-    with BrowserExecutor(viewport=VIEWPORT) as executor:
-        yield executor
-
-
-@pytest.fixture
-def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
-    browser.page.goto(f"{page_server}/playground.html")
-    return browser
 
 
 def _text_field(executor: BrowserExecutor) -> tuple[int, int]:

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,16 +36,6 @@ LINK = (60, 215)
 POPUP_LINK = (160, 215)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserExecutor]:
-    with BrowserExecutor() as executor:
-        yield executor
-
-
-@pytest.fixture
-def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
-    browser.page.goto(f"{page_server}/playground.html")
-    return browser
 
 
 def state(executor: BrowserExecutor) -> dict[str, Any]:

@@ -3,7 +3,6 @@ on tests/pages served from 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,6 @@ POPUP_LINK = (160, 215)  # playground.html's link with target=_blank
 REPORT_LINK = (100, 40)  # download.html's link to report.txt
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserExecutor]:
-    with BrowserExecutor() as executor:
-        yield executor
-
-
-@pytest.fixture
-def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
-    # Each test starts with one tab on the playground, whatever the last one left open.
-    while len(browser.tabs()) > 1:
-        browser.close_tab(len(browser.tabs()) - 1)
-    browser.page.goto(f"{page_server}/playground.html")
-    return browser
 
 
 def open_popup(executor: BrowserExecutor) -> None:

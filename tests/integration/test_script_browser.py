@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,41 +17,21 @@ from agent.grounding import ModelGrounder
 from agent.script import Script, ScriptRunner
 from agent.trajectory import Trajectory
 from model.scripted import ScriptedModel
-from tools.browser import BrowserExecutor
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = (1280, 720)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserExecutor]:
-    with BrowserExecutor(viewport=VIEWPORT) as executor:
-        yield executor
-
-
-@pytest.fixture
-def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
-    browser.page.goto(f"{page_server}/playground.html")
-    return browser
-
-
-def _box(executor: BrowserExecutor, element_id: str) -> str:
-    r = executor.page.evaluate(f"document.getElementById('{element_id}').getBoundingClientRect().toJSON()")
-    corners = (r["left"] / (VIEWPORT[0] - 1), r["top"] / (VIEWPORT[1] - 1),
-               r["right"] / (VIEWPORT[0] - 1), r["bottom"] / (VIEWPORT[1] - 1))
-    return "<box>[[" + ", ".join(str(round(c * 1000)) for c in corners) + "]]</box>"
-
-
-def test_a_script_clicks_types_and_checks_by_description(playground, tmp_path):
+def test_a_script_clicks_types_and_checks_by_description(playground, tmp_path, box_of):
     script = Script.parse({"name": "fill", "steps": [
         {"click": "the Click me button"},
         {"type": {"text": "scripted", "target": "the text field"}},
         {"key": "Enter"},
         {"expect": "the Hover me box"},
     ]})
-    answers = {"the Click me button": _box(playground, "button"), "the text field": _box(playground, "text"),
-               "the Hover me box": _box(playground, "hover")}
+    answers = {"the Click me button": box_of(playground, "button"),
+               "the text field": box_of(playground, "text"),
+               "the Hover me box": box_of(playground, "hover")}
 
     def answer(messages):  # a grounder that knows the page, as InternVL3 would
         return next(box for label, box in answers.items() if label in messages[0].text)
@@ -110,12 +89,12 @@ def test_the_cli_runs_a_script_with_the_tiny_model_and_exits_1_when_a_step_fails
     assert [s.ok for s in steps] == [True, False]
 
 
-def test_secrets_a_script_types_reach_the_page_but_never_the_disk(playground, tmp_path):
+def test_secrets_a_script_types_reach_the_page_but_never_the_disk(playground, tmp_path, box_of):
     script = Script.parse({"steps": [
         {"type": {"text": "<secret>password</secret>", "target": "the text field"}},
         {"type": {"text": "-literal-pin-4321", "secret": True}},
     ]})
-    grounder = ModelGrounder(ScriptedModel([_box(playground, "text")]))
+    grounder = ModelGrounder(ScriptedModel([box_of(playground, "text")]))
     runner = ScriptRunner(playground, grounder, runs_dir=tmp_path, secrets={"password": "hunter2-xyz"})
     trajectory = runner.run(script)
 

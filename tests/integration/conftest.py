@@ -1,0 +1,43 @@
+"""Fixtures shared by the integration tests that drive a real headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tools.browser import BrowserExecutor
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserExecutor]:
+    """One headless Chromium (1280x720) for the whole test module."""
+    with BrowserExecutor() as executor:
+        yield executor
+
+
+@pytest.fixture
+def playground(browser: BrowserExecutor, page_server: str) -> BrowserExecutor:
+    """The browser on a fresh load of tests/pages/playground.html, in one tab, whatever the
+    previous test left open."""
+    while len(browser.tabs()) > 1:
+        browser.close_tab(len(browser.tabs()) - 1)
+    browser.page.goto(f"{page_server}/playground.html")
+    return browser
+
+
+@pytest.fixture
+def box_of() -> Callable[[BrowserExecutor, str], str]:
+    """What InternVL3 answers to its grounding prompt for a page element: the element's box,
+    `<box>[[x1, y1, x2, y2]]</box>` in 0..1000 of the screenshot (weights that would answer
+    it cannot be downloaded here, so tests script the answer from the page itself)."""
+
+    def answer(executor: BrowserExecutor, element_id: str) -> str:
+        script = f"document.getElementById('{element_id}').getBoundingClientRect().toJSON()"
+        r = executor.page.evaluate(script)
+        width, height = executor.observe().size
+        corners = (r["left"] / (width - 1), r["top"] / (height - 1), r["right"] / (width - 1),
+                   r["bottom"] / (height - 1))
+        return "<box>[[" + ", ".join(str(round(c * 1000)) for c in corners) + "]]</box>"
+
+    return answer
