@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from agent.parsing import parse_box
+from agent.coordinates import parse_box
 from agent.prompts import GROUNDING_PROMPT
 from model.base import GenerationConfig, Message, VisionLanguageModel
 from tools.actions import BaseAction, Click, Drag, Move, Scroll, Type, is_ungrounded

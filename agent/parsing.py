@@ -27,13 +27,14 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from agent.coordinates import BOX_RE, MAX_SCAN, parse_box, to_pixels
+from agent.coordinates import short_repr as _short
 from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, BaseAction
 from tools.errors import ParseError
 from tools.registry import ToolRegistry, format_validation_error
 
 __all__ = ["EXAMPLE", "MAX_SCAN", "ParseError", "parse_action", "parse_box", "to_pixels"]
 
-MAX_SCAN = 20_000  # characters of model output looked at; an action is never longer
 _MAX_TRIES = 48  # candidate positions tried per format, so hostile input stays linear-ish
 EXAMPLE = '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 300}}</tool_call>'
 
@@ -60,8 +61,6 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
 _TOOL_CALL_RE = re.compile(r"<tool_call>", re.IGNORECASE)
 _OBJECT_RE = re.compile(r"\{\s*[\"']")
 _CALL_RE = re.compile(r"(?<![\w-])([A-Za-z_]\w{0,63})\(")
-_NUM = r"\s*([-+]?\d+(?:\.\d+)?)\s*"
-_BOX_RE = re.compile(rf"\[\[{_NUM},{_NUM},{_NUM},{_NUM}\]")
 _SIGNIFICANT = {"{": re.compile(r"[\\\"'{}]"), "(": re.compile(r"[\\\"'()]")}
 _DECODER = json.JSONDecoder()
 
@@ -110,41 +109,7 @@ def parse_action(
     return _validate(candidate.payload, space, (width, height))
 
 
-def parse_box(text: str, *, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The first InternVL box `[[x1, y1, x2, y2]]` (0..1000) in `text`, as (left, top, right,
-    bottom) pixels of a screenshot of `image_size`; ParseError when there is none."""
-    match = _BOX_RE.search(text[:MAX_SCAN]) if isinstance(text, str) else None
-    if match is None:
-        raise ParseError("no box found: answer <ref>what</ref><box>[[x1, y1, x2, y2]]</box>, corners 0..1000")
-    x1, y1, x2, y2 = (float(g) for g in match.groups())
-    try:
-        (left, right), (top, bottom) = (
-            sorted(to_pixels(v, image_size[axis], field="box corner") for v in pair)
-            for axis, pair in enumerate(((x1, x2), (y1, y2)))
-        )
-    except ValueError as exc:
-        raise ParseError(f"box {match.group(0)[:60]}]: {exc}") from None
-    return left, top, right, bottom
-
-
-def to_pixels(value: object, size: int, *, field: str = "coordinate") -> int:
-    """Map one InternVL coordinate (0..1000) onto `size` pixels: round(v * (size - 1) / 1000)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number from 0 to 1000, not {_short(value)}")
-    if not 0 <= value <= 1000:  # also false for NaN; no float() that could overflow on a huge int
-        raise ValueError(f"{field} must be from 0 to 1000 (relative to the image), got {_short(value)}")
-    return round(value * (size - 1) / 1000)
-
-
 # -- messages -------------------------------------------------------------------------------
-
-
-def _short(value: object, limit: int = 40) -> str:
-    try:
-        shown = repr(value)
-    except Exception:  # a repr can only fail on exotic objects; the type name will do
-        shown = type(value).__name__
-    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _feedback(problem: str, space: _Space) -> ParseError:
@@ -349,7 +314,7 @@ def _positional(name: str, args: list[Any], kwargs: dict[Any, Any], space: _Spac
 
 
 def _boxes(text: str, space: _Space) -> Iterator[_Candidate]:
-    match = _BOX_RE.search(text)
+    match = BOX_RE.search(text)
     if match is None:
         return
     x1, y1, x2, y2 = (float(g) for g in match.groups())
