@@ -95,44 +95,32 @@ class Agent:
                                        secrets=self.secrets.values)
         self.trajectory = trajectory
         self._stop.clear()
-        outcome: Outcome = "max_steps"  # unless a step ends the run earlier
-        answer: str | None = None
         failures_in_a_row = 0
         loops = LoopDetector(self.safety.loop_limit) if self.safety.loop_limit else None
         deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
-        try:
+        with trajectory.running("max_steps") as end:  # max_steps unless a step ends the run earlier
             for index in range(1, self.max_steps + 1):
                 if self._stop.is_set():
-                    outcome = "stopped"
+                    end.outcome = "stopped"
                     break
                 if deadline is not None and time.monotonic() >= deadline:  # checked between steps
-                    outcome = "max_seconds"
+                    end.outcome = "max_seconds"
                     break
                 step, ending = self._step(index, goal, trajectory, loops)
                 yield step
                 if ending is not None:  # a loop, or an action no one approved
-                    outcome = ending
+                    end.outcome = ending
                     break
                 done = step.action if step.ok and step.action else {}
-                if done.get("action") == "finish":
-                    outcome, answer = "finished", done.get("answer")
-                    break
-                if done.get("action") == "fail":
-                    outcome, answer = "failed", done.get("reason")
+                if done.get("action") in ("finish", "fail"):
+                    end.outcome = "finished" if done["action"] == "finish" else "failed"
+                    end.answer = done.get("answer", done.get("reason"))
                     break
                 failures_in_a_row = 0 if step.ok else failures_in_a_row + 1
                 if failures_in_a_row > self.max_retries:
-                    outcome = "too_many_errors"
+                    end.outcome = "too_many_errors"
                     break
-        except (GeneratorExit, KeyboardInterrupt):  # the caller or the user stopped the run
-            outcome = "stopped"
-            raise
-        except BaseException:  # the executor or the model broke; the steps so far are on disk
-            outcome = "error"
-            raise
-        finally:
-            trajectory.end(outcome, answer)
-            log.info("run %s ended: %s after %d steps", trajectory.run_dir, outcome, len(trajectory))
+        log.info("run %s ended: %s after %d steps", trajectory.run_dir, end.outcome, len(trajectory))
 
     def _step(self, index: int, goal: str, trajectory: Trajectory,
               loops: LoopDetector | None) -> tuple[Step, Outcome | None]:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.grounding import Grounder, act
 from agent.secrets import Secrets, UnknownSecret, literal_secret
-from agent.trajectory import Outcome, Step, Trajectory
+from agent.trajectory import Step, Trajectory
 from tools.actions import ACTION_ADAPTER, BaseAction
 from tools.errors import GroundingError, TaskError
 from tools.executor import ActionResult, Executor
@@ -156,26 +156,16 @@ class ScriptRunner:
                                        secrets=self.secrets.values)
         self.trajectory = trajectory
         self._stop.clear()
-        outcome: Outcome = "finished"
-        reason: str | None = None
-        try:
+        with trajectory.running("finished") as end:
             for index, action in enumerate(script.steps, start=1):
                 if self._stop.is_set():
-                    outcome = "stopped"
+                    end.outcome = "stopped"
                     break
                 step = self._run_step(index, action, script.timeout, trajectory)
                 yield step
                 if not step.ok:
-                    outcome, reason = "failed", f"step {index} ({action.name}): {step.feedback()}"
+                    end.outcome, end.answer = "failed", f"step {index} ({action.name}): {step.feedback()}"
                     break
-        except (GeneratorExit, KeyboardInterrupt):
-            outcome = "stopped"
-            raise
-        except BaseException:
-            outcome = "error"
-            raise
-        finally:
-            trajectory.end(outcome, reason)
 
     def _run_step(self, index: int, action: BaseAction | Expect, timeout: float,
                   trajectory: Trajectory) -> Step:

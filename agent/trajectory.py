@@ -13,6 +13,8 @@ import os
 import secrets
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, quote_plus
@@ -25,7 +27,7 @@ from tools.executor import ActionResult
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["Outcome", "Step", "Trajectory", "new_run_id"]
+__all__ = ["Outcome", "RunEnd", "Step", "Trajectory", "new_run_id"]
 
 Outcome = Literal["running", "finished", "failed", "max_steps", "max_seconds", "too_many_errors", "looping",
                   "blocked", "stopped", "error"]
@@ -103,6 +105,14 @@ def _scrub(value: Any, secret_texts: Sequence[str]) -> Any:
     return scrub(value)
 
 
+@dataclass
+class RunEnd:
+    """How a run ended, set by its loop inside Trajectory.running."""
+
+    outcome: Outcome
+    answer: str | None = None
+
+
 class Trajectory:
     """An append-only run directory. Also readable after the fact with `load`."""
 
@@ -154,6 +164,23 @@ class Trajectory:
         os.fsync(self._jsonl.fileno())
         self.steps.append(step)
         return step
+
+    @contextmanager
+    def running(self, outcome: Outcome) -> Iterator[RunEnd]:
+        """Around a run's loop: ends the trajectory with the outcome the loop sets on the
+        yielded RunEnd (`outcome` unless it says otherwise), `stopped` if the caller or the
+        user stops it, `error` if it raises; the steps so far are on disk either way."""
+        end = RunEnd(outcome)
+        try:
+            yield end
+        except (GeneratorExit, KeyboardInterrupt):
+            end.outcome = "stopped"
+            raise
+        except BaseException:
+            end.outcome = "error"
+            raise
+        finally:
+            self.end(end.outcome, end.answer)
 
     def end(self, outcome: Outcome, answer: str | None = None) -> None:
         self.outcome = outcome
