@@ -71,6 +71,9 @@ def script(
     url: Annotated[str | None, typer.Option(
         help="Run it in a browser that starts here. Without it, on this desktop (needs a display).")] = None,
     model: Annotated[str, typer.Option(help=MODEL_HELP + " It grounds the targets.")] = "internvl3-2b",
+    grounder: Annotated[str, typer.Option(
+        help="'model' (the model finds each target on the screenshot) or 'dom' (in the page's markup, by "
+        "role, label and text: no model is loaded; needs --url).")] = "model",
     headed: Annotated[bool, typer.Option(help="Show the browser window.")] = False,
     runs_dir: Annotated[Path, typer.Option(help="Where trajectories are written.")] = Path("runs"),
     base_url: Annotated[str | None, typer.Option(
@@ -83,18 +86,26 @@ def script(
     Exits with 1 when a step fails."""
     from rich.console import Console
 
-    from agent.grounding import ModelGrounder
+    from agent.dom_grounding import DOMGrounder
+    from agent.grounding import Grounder, ModelGrounder
     from agent.script import Script, ScriptRunner
 
     steps = Script.load(path)  # a bad file fails here, before a model is loaded
     secrets = _secrets_from_environment(secret or [])
     if url is not None:
         _check_url(url)
+    if grounder not in ("model", "dom"):
+        raise AgentError(f"--grounder {grounder!r}: give 'model' or 'dom'")
+    if grounder == "dom" and url is None:
+        raise AgentError("--grounder dom reads a web page's markup: give --url (on a desktop, use the model)")
     console = Console(stderr=True)
-    with console.status(f"loading model {model}"):
-        grounder = ModelGrounder(_load_model(model, base_url))
+    if grounder == "model":
+        with console.status(f"loading model {model}"):
+            finder: Grounder = ModelGrounder(_load_model(model, base_url))
     with _executor(url, headed) as executor:
-        runner = ScriptRunner(executor, grounder, runs_dir=runs_dir, secrets=secrets)
+        if grounder == "dom":
+            finder = DOMGrounder(executor)  # type: ignore[arg-type]  # a BrowserExecutor: --url is given
+        runner = ScriptRunner(executor, finder, runs_dir=runs_dir, secrets=secrets)
         _follow(runner, runner.steps(steps), console)
     if runner.trajectory is not None and runner.trajectory.outcome != "finished":
         raise typer.Exit(1)  # for shell scripts and CI: a step failed

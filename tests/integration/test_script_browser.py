@@ -103,3 +103,21 @@ def test_secrets_a_script_types_reach_the_page_but_never_the_disk(playground, tm
     written = "".join(p.read_text(encoding="utf-8") for p in trajectory.run_dir.glob("*.json*"))
     assert "hunter2" not in written and "4321" not in written
     assert "<secret>password</secret>" in written  # the record keeps the placeholder
+
+
+def test_the_cli_runs_a_script_with_dom_grounding_and_no_model(page_server, tmp_path):
+    steps = "steps:\n  - click: the Click me button\n  - type: {text: hi, target: the text field}\n"
+    (tmp_path / "s.yaml").write_text(steps)
+    url = f"{page_server}/playground.html"
+    # internvl3-78b is not on this machine: the run must not try to load it.
+    proc = _cli("script", "s.yaml", "--url", url, "--grounder", "dom", "--model", "internvl3-78b",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "finished after 2 steps" in proc.stderr
+
+
+def test_the_cli_refuses_dom_grounding_without_a_page(tmp_path):
+    (tmp_path / "s.yaml").write_text("steps:\n  - click: OK\n")
+    proc = _cli("script", "s.yaml", "--grounder", "dom", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--grounder dom reads a web page's markup: give --url" in proc.stderr
