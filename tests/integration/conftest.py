@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -41,3 +45,24 @@ def box_of() -> Callable[[BrowserExecutor, str], str]:
         return "<box>[[" + ", ".join(str(round(c * 1000)) for c in corners) + "]]</box>"
 
     return answer
+
+
+def _kill_browser(executor: BrowserExecutor) -> int:
+    """SIGKILL the executor's Chromium, as a crash would, and wait until it is gone; its PID."""
+    pid = executor.browser_pid
+    assert pid is not None, "the Chromium PID should be visible in /proc"
+    os.kill(pid, signal.SIGKILL)
+    # Playwright's driver reaps it; wait (bounded) until the PID is gone, so the kill has landed.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie is dead too
+                break
+        time.sleep(0.01)
+    return pid
+
+
+@pytest.fixture
+def kill_browser() -> Callable[[BrowserExecutor], int]:
+    """Kills an executor's Chromium by PID (see _kill_browser)."""
+    return _kill_browser

@@ -9,14 +9,11 @@ sent, and serves tests/pages with {{offsite}} replaced by http://localhost:PORT,
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import os
 import re
-import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +24,8 @@ from tools.browser import BrowserExecutor
 from tools.browser_guard import offsite_pattern
 from tools.domains import DomainAllowlist
 from tools.errors import ExecutorError
+
+KillBrowser = Callable[[BrowserExecutor], int]  # the fixture in conftest.py
 
 pytestmark = pytest.mark.browser
 
@@ -321,19 +320,7 @@ def test_a_start_page_that_tries_to_leave_still_starts_and_the_first_action_says
     )
 
 
-def kill_browser(executor: BrowserExecutor) -> None:
-    pid = executor.browser_pid
-    assert pid is not None, "the Chromium PID should be visible in /proc"
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie is dead too
-                break
-        time.sleep(0.01)
-
-
-def test_a_relaunched_browser_keeps_the_guard(server: OffsiteServer) -> None:
+def test_a_relaunched_browser_keeps_the_guard(server: OffsiteServer, kill_browser: KillBrowser) -> None:
     with BrowserExecutor(start_url=f"{server.allowed}/offsite.html", allowed_domains=ALLOWED) as executor:
         executor.observe()
         kill_browser(executor)

@@ -8,10 +8,7 @@ starts its own executor: the recovery budget belongs to one executor.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,8 @@ from playwright.sync_api import Error
 from tools.actions import Click, Type
 from tools.browser import BrowserExecutor
 from tools.errors import ExecutorError
+
+KillBrowser = Callable[[BrowserExecutor], int]  # the fixture in conftest.py
 
 pytestmark = pytest.mark.browser
 
@@ -40,20 +39,6 @@ def run_steps(executor: BrowserExecutor) -> None:
         assert result.ok, result.error
 
 
-def kill_browser(executor: BrowserExecutor) -> int:
-    pid = executor.browser_pid
-    assert pid is not None, "the Chromium PID should be visible in /proc"
-    os.kill(pid, signal.SIGKILL)
-    # Playwright's driver reaps it; wait (bounded) until the PID is gone, so the kill has landed.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie is dead too
-                break
-        time.sleep(0.01)
-    return pid
-
-
 def crash_tab(executor: BrowserExecutor) -> None:
     # Chromium's own crash URL kills the renderer; goto fails as the page dies, and the
     # crash event (what the executor goes by) may come a moment later: wait for it.
@@ -71,7 +56,9 @@ def test_the_browser_pid_is_the_chromium_browser_process(executor: BrowserExecut
     assert b"--remote-debugging-pipe" in argv and not any(a.startswith(b"--type=") for a in argv)
 
 
-def test_a_killed_browser_is_relaunched_at_the_same_url(executor: BrowserExecutor) -> None:
+def test_a_killed_browser_is_relaunched_at_the_same_url(
+    executor: BrowserExecutor, kill_browser: KillBrowser
+) -> None:
     run_steps(executor)
     url = executor.observe().url
     killed = kill_browser(executor)
@@ -85,7 +72,7 @@ def test_a_killed_browser_is_relaunched_at_the_same_url(executor: BrowserExecuto
 
 
 def test_an_action_on_a_killed_browser_fails_saying_it_restarted_then_the_run_goes_on(
-    executor: BrowserExecutor,
+    executor: BrowserExecutor, kill_browser: KillBrowser
 ) -> None:
     url = executor.observe().url
     kill_browser(executor)
@@ -101,7 +88,9 @@ def test_an_action_on_a_killed_browser_fails_saying_it_restarted_then_the_run_go
     run_steps(executor)
 
 
-def test_a_second_kill_raises_executor_error_with_a_clear_message(executor: BrowserExecutor) -> None:
+def test_a_second_kill_raises_executor_error_with_a_clear_message(
+    executor: BrowserExecutor, kill_browser: KillBrowser
+) -> None:
     run_steps(executor)
     kill_browser(executor)
     executor.observe()
@@ -136,7 +125,9 @@ def test_a_crash_after_a_recovery_raises(executor: BrowserExecutor) -> None:
         executor.execute(Click(x=BUTTON[0], y=BUTTON[1]))
 
 
-def test_a_persistent_profile_is_relaunched_on_the_same_profile(page_server: str, tmp_path: Path) -> None:
+def test_a_persistent_profile_is_relaunched_on_the_same_profile(
+    page_server: str, tmp_path: Path, kill_browser: KillBrowser
+) -> None:
     url, profile = f"{page_server}/second.html", tmp_path / "profile"
     with BrowserExecutor(start_url=url, user_data_dir=profile) as executor:
         kill_browser(executor)
