@@ -86,8 +86,9 @@ def script(
     Exits with 1 when a step fails."""
     from rich.console import Console
 
-    from agent.dom_grounding import DOMGrounder
-    from agent.grounding import Grounder, ModelGrounder
+    from agent.grounding import Grounder
+    from agent.grounding.dom import DOMGrounder
+    from agent.grounding.model import ModelGrounder
     from agent.script import Script, ScriptRunner
 
     steps = Script.load(path)  # a bad file fails here, before a model is loaded

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from agent.grounding import Acted, Grounder, ModelGrounder, act
+from agent.grounding import Acted, Grounder, act
+from agent.grounding.model import ModelGrounder
 from agent.policy import Decision, Policy
 from agent.prompts import PROMPT_VERSION
 from agent.safety import LoopDetector, SafetyPolicy

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tools.actions import Back, BaseAction, Fail, Finish, Navigate
-from tools.domains import DomainAllowlist
+from tools.browser.domains import DomainAllowlist
 from tools.executor import Observation
 
 __all__ = ["ConfirmRule", "LoopDetector", "SafetyPolicy", "Verdict"]

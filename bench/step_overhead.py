@@ -162,7 +162,7 @@ def run_loop(
 
 def desktop_capture(samples: int) -> dict[str, object]:
     """Capture a 1920x1080 Xvfb screen in a child process (pyautogui binds $DISPLAY at import)."""
-    from tools.xvfb import XvfbDisplay
+    from tools.desktop.xvfb import XvfbDisplay
 
     with XvfbDisplay(1920, 1080) as xvfb:
         env = {**os.environ, "DISPLAY": xvfb.display, "XAUTHORITY": os.devnull}

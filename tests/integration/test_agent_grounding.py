@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.grounding import Box, ModelGrounder, ground
+from agent.grounding import Box, ground
+from agent.grounding.model import ModelGrounder
 from agent.loop import Agent
 from agent.prompts import GROUNDING_PROMPT
 from agent.trajectory import Trajectory

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 import pytest
 
-from tools import browser_session
 from tools.actions import Back, BaseAction, Click, Drag, Finish, Key, Move, Navigate, Scroll, Type, Wait
 from tools.browser import DRAG_STEPS, BrowserExecutor
-from tools.browser_dom import MAX_NAME
+from tools.browser import session as browser_session
+from tools.browser.dom import MAX_NAME
 from tools.errors import ExecutorError
 from tools.executor import Executor, Geometry
 

@@ -21,8 +21,8 @@ import pytest
 
 from tools.actions import Back, Click, Navigate, Wait
 from tools.browser import BrowserExecutor
-from tools.browser_guard import offsite_pattern
-from tools.domains import DomainAllowlist
+from tools.browser.domains import DomainAllowlist
+from tools.browser.guard import offsite_pattern
 from tools.errors import ExecutorError
 
 KillBrowser = Callable[[BrowserExecutor], int]  # the fixture in conftest.py

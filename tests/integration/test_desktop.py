@@ -1,7 +1,7 @@
 """DesktopExecutor on a real X display: our own Xvfb, and a Tk window recording its input.
 
 Every action goes through DesktopExecutor (mss, pyautogui, XTest) and is checked against
-the events that the recorder (tests/desktop_recorder.py) received, at the intended
+the events that the recorder (tests/helpers/desktop_recorder.py) received, at the intended
 pixel. xdotool is used only to check the focus and to play the person who pushes
 the pointer into a corner.
 
@@ -28,9 +28,9 @@ import pytest
 
 from tools.actions import Back, Click, Drag, Fail, Finish, Key, Move, Navigate, Scroll, Type, Wait
 from tools.desktop import DesktopExecutor
+from tools.desktop.xvfb import XvfbDisplay
 from tools.errors import ExecutorError
 from tools.executor import Geometry
-from tools.xvfb import XvfbDisplay
 
 pytestmark = [
     pytest.mark.desktop,
@@ -39,7 +39,7 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("pyautogui") is None, reason="pip install '.[desktop]'"),
 ]
 
-RECORDER = Path(__file__).resolve().parent.parent / "desktop_recorder.py"
+RECORDER = Path(__file__).resolve().parent.parent / "helpers" / "desktop_recorder.py"
 WINDOW = (200, 150, 800, 600)  # the recorder's left, top, width, height
 SHIFT, CONTROL, BUTTON1 = 0x1, 0x4, 0x100  # X modifier state bits, as Tk reports them
 TIMEOUT_S = 10.0
@@ -377,7 +377,7 @@ def test_a_second_display_in_one_process_is_refused(desktop):
 def test_a_script_grounds_its_targets_on_the_live_screen_and_acts_there(desktop, recorder, tmp_path):
     # Scripted desktop automation: the scripted model stands in for InternVL3's grounding
     # answer (weights cannot be downloaded here): the recorder window's box, in 0..1000.
-    from agent.grounding import ModelGrounder
+    from agent.grounding.model import ModelGrounder
     from agent.script import Script, ScriptRunner
     from model.scripted import ScriptedModel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.dom_grounding import DOMGrounder, read_description
+from agent.grounding.dom import DOMGrounder, read_description
 from agent.script import Script, ScriptRunner
 from tools.actions import Click
 from tools.browser import BrowserExecutor

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from agent.grounding import ModelGrounder
+from agent.grounding.model import ModelGrounder
 from agent.script import Script, ScriptRunner
 from agent.trajectory import Trajectory
 from model.scripted import ScriptedModel

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.desktop.screens import capture_geometry, fit_within, input_scale, monitor_rect, region_rect
 from tools.errors import ExecutorError
-from tools.screens import capture_geometry, fit_within, input_scale, monitor_rect, region_rect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,7 +179,7 @@ def test_a_missing_package_names_the_extra_to_install(package):
 
 def test_importing_the_desktop_modules_loads_no_backend():
     code = (
-        "import sys, tools.desktop, tools.x11, tools.xvfb\n"
+        "import sys, tools.desktop, tools.desktop.x11, tools.desktop.xvfb\n"
         "print(','.join(m for m in ('mss', 'pyautogui', 'Xlib', 'PIL') if m in sys.modules))"
     )
     out = run_python(code, dict(os.environ))
@@ -188,7 +188,7 @@ def test_importing_the_desktop_modules_loads_no_backend():
 
 def test_xvfb_missing_says_how_to_install_it():
     code = (
-        "from tools.xvfb import XvfbDisplay\n"
+        "from tools.desktop.xvfb import XvfbDisplay\n"
         "from tools.errors import ExecutorError\n"
         "try:\n    XvfbDisplay().start()\nexcept ExecutorError as exc:\n    print(exc)\n"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.domains import DomainAllowlist
+from tools.browser.domains import DomainAllowlist
 from tools.errors import AgentError
 
 ALLOWLIST = DomainAllowlist(["example.org", "bücher.de", "127.0.0.1", "::1"])

@@ -10,10 +10,13 @@ import pytest
 
 MODULES = [
     "agent", "agent.loop", "agent.parsing", "agent.policy", "agent.prompts", "agent.trajectory",
-    "agent.errors", "agent.cli", "tools", "tools.actions", "tools.keys", "tools.registry",
-    "tools.executor", "tools.errors", "tools.browser", "tools.browser_dom", "tools.browser_input",
-    "tools.browser_runtime", "tools.browser_session", "tools.browser_settle", "tools.browser_tabs",
-    "tools.desktop", "tools.screens", "tools.x11", "tools.xvfb",
+    "agent.errors", "agent.cli", "agent.grounding", "agent.grounding.model", "agent.grounding.dom",
+    "tools", "tools.actions", "tools.keys", "tools.registry", "tools.executor", "tools.errors",
+    "tools.browser", "tools.browser.executor", "tools.browser.dom", "tools.browser.input",
+    "tools.browser.guard", "tools.browser.domains", "tools.browser.runtime", "tools.browser.session",
+    "tools.browser.settle", "tools.browser.tabs",
+    "tools.desktop", "tools.desktop.executor", "tools.desktop.screens", "tools.desktop.x11",
+    "tools.desktop.xvfb",
     "model", "model.base", "model.scripted",
     "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages",
     "model.remote", "model.server", "model.placement", "model.loading", "model.prompting",

@@ -1,6 +1,6 @@
 """A Tk window that writes every input event it receives to a file, one JSON object a line.
 
-    python tests/desktop_recorder.py LOG [X Y WIDTH HEIGHT]
+    python tests/helpers/desktop_recorder.py LOG [X Y WIDTH HEIGHT]
 
 Run it on a display with no window manager (the tests' own Xvfb): the window is then
 undecorated and lands exactly at X, Y. (Override-redirect would place it too, but Tk

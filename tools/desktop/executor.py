@@ -9,7 +9,7 @@ The HiDPI factor is one for the whole desktop: monitors of mixed scale are not h
 
 X11. pyautogui connects to $DISPLAY once, when it is imported, so a process can drive
 one X display: `display=` sets $DISPLAY before that import, and a second, different
-display is refused. Text is typed by keysym (`tools.x11.XKeyboard`, which says why).
+display is refused. Text is typed by keysym (`tools.desktop.x11.XKeyboard`, which says why).
 Elsewhere, ASCII goes through `pyautogui.write` and other text through the clipboard
 (pyperclip) and the paste shortcut; that path is not exercised by our tests.
 
@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from tools import x11
 from tools.actions import (
     BROWSER_ONLY,
     MAX_WAIT_SECONDS,
@@ -52,10 +51,11 @@ from tools.actions import (
     Wait,
     is_ungrounded,
 )
+from tools.desktop import x11
+from tools.desktop.screens import Rect, capture_geometry, input_scale, monitor_rect, region_rect
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
 from tools.keys import to_pyautogui
-from tools.screens import Rect, capture_geometry, input_scale, monitor_rect, region_rect
 
 __all__ = ["DesktopExecutor"]
 

@@ -8,7 +8,7 @@ raises ExecutorError instead of starting a second browser behind the caller's ba
 Playwright's sync API is bound to the thread that started it and cannot run inside a
 running asyncio event loop: use one executor per thread.
 
-After each action the executor waits for the page to settle (tools/browser_settle.py)
+After each action the executor waits for the page to settle (tools/browser/settle.py)
 instead of sleeping a fixed time, and takes the screenshot during that wait; the next
 observe() uses it if the page has not changed since (else it takes a fresh one), and
 its Observation says how long the settle took.
@@ -19,12 +19,8 @@ executor: it relaunches (or reopens the tab) at the last URL. A second crash, or
 browser that cannot start, raises ExecutorError.
 
 With `allowed_domains`, Chromium itself refuses to take a tab off those domains, whatever
-the model does (tools/browser_guard.py): the action that led there fails, saying what was
+the model does (tools/browser/guard.py): the action that led there fails, saying what was
 refused, and the tab stays on (or is sent back to) the allowed page it was on.
-
-Module map: browser_runtime (live tab, crash recovery), browser_session (launch, driver,
-PID), browser_settle (quiet detection, capture-ahead), browser_input (action handlers),
-browser_tabs (tabs, downloads), browser_dom (element_at), browser_guard (allowed domains).
 """
 
 from __future__ import annotations
@@ -40,14 +36,14 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from tools.actions import Back, BaseAction, Navigate, is_ungrounded
-from tools.browser_dom import ElementInfo, element_at
-from tools.browser_guard import NavigationGuard
-from tools.browser_input import DRAG_STEPS, NOTCH_PX, ActionFailed, PageInput
-from tools.browser_runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime, first_line
-from tools.browser_session import CHROMIUM_ARGS, sandbox_default
-from tools.browser_settle import Settler
-from tools.browser_tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
-from tools.domains import DomainAllowlist
+from tools.browser.dom import ElementInfo, element_at
+from tools.browser.domains import DomainAllowlist
+from tools.browser.guard import NavigationGuard
+from tools.browser.input import DRAG_STEPS, NOTCH_PX, ActionFailed, PageInput
+from tools.browser.runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime, first_line
+from tools.browser.session import CHROMIUM_ARGS, sandbox_default
+from tools.browser.settle import Settler
+from tools.browser.tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
 
@@ -91,7 +87,7 @@ class BrowserExecutor:
     capture           "jpeg" (quality 85, the default) or "png" (lossless) screenshots
     sandbox           Chromium's sandbox: None (default) keeps it on unless running as root,
                       where Chromium cannot start it; True or False force it on or off
-    allowed_domains   the only sites a tab may show (as in tools/domains.py; None: any): Chromium
+    allowed_domains   the only sites a tab may show (as in tools/browser/domains.py; None: any): Chromium
                       refuses top-level navigations elsewhere (links, scripts, meta refresh,
                       popups), a redirect there is sent back, and the action fails saying so.
                       Subresources and iframes are not restricted. start_url must be allowed,

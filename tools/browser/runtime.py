@@ -5,7 +5,7 @@ crashed tab or a dead browser process (from Playwright's events), and recovers f
 one such failure per executor by reopening the last URL, in a new tab or a relaunched
 browser. A second failure, or a browser that cannot start, raises ExecutorError.
 
-With a NavigationGuard (tools/browser_guard.py), every context it launches (a relaunch
+With a NavigationGuard (tools/browser/guard.py), every context it launches (a relaunch
 too) refuses navigations off the allowlist, and each settle ends by enforcing it.
 """
 
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tools.browser_guard import NavigationGuard
-from tools.browser_session import BrowserSession, Driver, launch_session, sandbox_failure, thread_driver
-from tools.browser_settle import Capture, NetworkTracker, Settler
-from tools.browser_tabs import DownloadKeeper, open_pages
+from tools.browser.guard import NavigationGuard
+from tools.browser.session import BrowserSession, Driver, launch_session, sandbox_failure, thread_driver
+from tools.browser.settle import Capture, NetworkTracker, Settler
+from tools.browser.tabs import DownloadKeeper, open_pages
 from tools.errors import ExecutorError
 
 if TYPE_CHECKING:

@@ -33,8 +33,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tools.browser_tabs import open_pages
-from tools.domains import DomainAllowlist
+from tools.browser.domains import DomainAllowlist
+from tools.browser.tabs import open_pages
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request, Route

@@ -12,14 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from agent.coordinates import parse_box
-from agent.prompts import GROUNDING_PROMPT
-from model.base import GenerationConfig, Message, VisionLanguageModel
 from tools.actions import BaseAction, Click, Drag, Move, Scroll, Type, is_ungrounded
-from tools.errors import GroundingError, ParseError
 from tools.executor import ActionResult, Executor, Observation
 
-__all__ = ["Acted", "Box", "Grounder", "ModelGrounder", "act", "ground"]
+__all__ = ["Acted", "Box", "Grounder", "act", "ground"]
 
 
 @dataclass(frozen=True)
@@ -41,25 +37,6 @@ class Grounder(Protocol):
     def locate(self, observation: Observation, description: str) -> Box:
         """Where `description` is on the observation's screenshot; GroundingError if nowhere."""
         ...
-
-
-class ModelGrounder:
-    """Grounds with a vision-language model and InternVL's grounding prompt, greedily."""
-
-    def __init__(self, model: VisionLanguageModel, *, max_new_tokens: int = 48) -> None:
-        self.model = model
-        self.generation = GenerationConfig(max_new_tokens=max_new_tokens)
-
-    def locate(self, observation: Observation, description: str) -> Box:
-        prompt = Message.user(observation.image, GROUNDING_PROMPT.format(description))
-        answer = self.model.generate([prompt], self.generation).text
-        try:
-            return Box(*parse_box(answer, image_size=observation.size))
-        except ParseError:
-            raise GroundingError(
-                f"could not find {description!r} on the screen (the grounding answer was {answer[:80]!r}): "
-                "describe it another way, or give x and y"
-            ) from None
 
 
 def ground(
