@@ -6,7 +6,7 @@ images in order; each backend turns them into its own prompt format.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -58,6 +58,10 @@ class GenerationConfig:
     n: int = 1
     # The most images the prompt keeps; older ones become a short text placeholder. None keeps all.
     keep_images: int | None = None
+    # Asked between generated tokens by a backend that can stop early (model.internvl): once it
+    # returns True, decoding ends and the reply so far is returned. The server uses it to stop
+    # work whose client left or whose time ran out. A backend that cannot stop may ignore it.
+    should_stop: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -64,14 +64,18 @@ class TokenClock:
         pass
 
 
-def cancel_criteria(cancelled: threading.Event) -> Any:
-    """A stopping criterion that ends every row once `cancelled` is set (a reader that left)."""
+def cancel_criteria(*stops: Callable[[], bool]) -> Any:
+    """A stopping criterion that ends every row once any of `stops` returns True.
+
+    Each is asked once per generated token: a reader that left (`event.is_set`), or the
+    caller's `GenerationConfig.should_stop`.
+    """
     import torch
     from transformers import StoppingCriteria
 
     class Cancelled(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            flag = cancelled.is_set()
+            flag = any(stop() for stop in stops)
             return torch.full((input_ids.shape[0],), flag, dtype=torch.bool, device=input_ids.device)
 
     return Cancelled()

@@ -271,7 +271,10 @@ class InternVLModel:
             pad_token_id=self._pad_id,
         )
         clock = TokenClock(on_tokens)
-        criteria = StoppingCriteriaList([cancel_criteria(cancelled)] if cancelled is not None else [])
+        stops = [cancelled.is_set] if cancelled is not None else []
+        if config.should_stop is not None:
+            stops.append(config.should_stop)
+        criteria = StoppingCriteriaList([cancel_criteria(*stops)] if stops else [])
         # A seed applies to this call only: the caller's RNG state is restored afterwards.
         seeded = config.seed is not None and sampling
         devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []

@@ -8,45 +8,67 @@ So `internvl-agent serve --model M` on a GPU machine, and `OpenAICompatibleModel
 "http://HOST:8000/v1", M)` (model/remote.py) or any OpenAI client anywhere else.
 
 Images come as base64 data URLs; remote image URLs are refused, never fetched (the server
-must not become a proxy into its own network). Model calls run one at a time behind a lock,
-since there is one GPU, and in worker threads, so the event loop keeps answering. There is
-no authentication: keep the default host 127.0.0.1 unless the network is trusted.
+must not become a proxy into its own network). Model calls run one at a time on one model
+thread, since there is one GPU, so the event loop keeps answering; a bounded line waits
+for it (model.server_runner). There is no authentication: keep the default host 127.0.0.1
+unless the network is trusted.
+
+Every request is held to `ServerLimits` (model.server_limits): body size, prompt length,
+image size, the line's length and a time limit, each refused early with a status and a
+message that says what to send instead; a request whose client leaves or whose time runs
+out stops its generation at the next token. `serve` adds the connection guards (header,
+body and keep-alive timeouts, a connection cap) and a SIGTERM that ends within seconds
+(model.server_http).
 
 Unset sampling fields default to ours, not OpenAI's: greedy (temperature 0), because
 agents want repeatable actions. Fields we do not honour (stop, logprobs, tools, ...) are
-ignored. fastapi and uvicorn are imported lazily: `pip install 'internvl-agent[serve]'`.
+ignored, up to `max_ignored_bytes`. fastapi and uvicorn are imported lazily:
+`pip install 'internvl-agent[serve]'`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import importlib
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from model.base import Completion, GenerationConfig, Message, VisionLanguageModel
 from model.messages import as_messages
+from model.server_limits import (
+    DEFAULT_CONTEXT,
+    BodyLimit,
+    RequestRefused,
+    ServerLimits,
+    check_ignored_fields,
+    check_prompt,
+    context_length,
+    error_response,
+    inspect_messages,
+    prompt_counter,
+)
+from model.server_runner import ModelRunner, Outbox
 from tools.errors import AgentError, ModelUnavailable
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["ChatCompletionRequest", "create_app", "serve"]
+__all__ = ["ChatCompletionRequest", "ServerLimits", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
 _INSTALL_HINT = "pip install 'internvl-agent[serve]'"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 Choice = tuple[str, str]  # (text, finish_reason)
+Fit = Callable[[Sequence[Message], GenerationConfig], GenerationConfig]
 MAX_TOKENS = 8192  # the most new tokens one request may ask for
 # What a client hears of an unexpected failure; the details go to the log only.
 _INTERNAL = "the model failed with an internal error: the server log has the details"
@@ -55,7 +77,8 @@ _INTERNAL = "the model failed with an internal error: the server log has the det
 class ChatCompletionRequest(BaseModel):
     """The part of OpenAI's chat-completions request that this server honours."""
 
-    model_config = ConfigDict(extra="ignore")  # clients send fields we have no use for (user, ...)
+    # Clients send fields we have no use for (user, tools, ...): kept aside, to hold their size down.
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = None
     # Checked by model.messages.as_messages, whose errors name the message and the fix.
@@ -68,6 +91,11 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, lt=2**64)
     stream: bool = False
 
+    @property
+    def asked_tokens(self) -> bool:
+        """Whether the client named a number of new tokens (else the default may be shortened)."""
+        return (self.max_completion_tokens or self.max_tokens) is not None
+
     def generation_config(self) -> GenerationConfig:
         tokens = self.max_completion_tokens or self.max_tokens or GenerationConfig().max_new_tokens
         return GenerationConfig(
@@ -75,57 +103,114 @@ class ChatCompletionRequest(BaseModel):
         )
 
 
-def create_app(model: VisionLanguageModel, *, served_name: str | None = None) -> FastAPI:
-    """The FastAPI app serving `model` under `served_name` (default: `model.name`)."""
+def create_app(
+    model: VisionLanguageModel, *, served_name: str | None = None, limits: ServerLimits | None = None
+) -> FastAPI:
+    """The FastAPI app serving `model` under `served_name` (default: `model.name`), held to `limits`.
+
+    `app.state.runner` is its model runner (model.server_runner); `serve` stops it on shutdown.
+    """
     _require("fastapi")
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
 
+    limits = limits or ServerLimits()
     name = served_name or model.name
     started = int(time.time())
-    lock = threading.Lock()  # one model call at a time: one GPU, and models are not thread-safe
-    app = FastAPI(title=f"internvl-agent serving {name}")
+    runner = ModelRunner(max_queue=limits.max_queue, timeout_s=limits.request_timeout_s)
+    context = context_length(model)
+    prompt_cap = limits.max_prompt_tokens or context or DEFAULT_CONTEXT
+    counter = prompt_counter(model)
 
-    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-        return JSONResponse(
-            {"error": {"message": message, "type": kind, "param": None, "code": None}}, status
-        )
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        runner.close()  # the server has stopped: end the model thread once its work is done
+        runner.stop_all()
+
+    app = FastAPI(title=f"internvl-agent serving {name}", lifespan=lifespan)
+    app.state.runner = runner
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, max_header_bytes=limits.max_header_bytes)
+
+    class EventStream(StreamingResponse):
+        """Server-sent events that stop their request's work however the response ends."""
+
+        def __init__(self, events: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+            super().__init__(events, media_type="text/event-stream")
+            self._on_close = on_close
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:  # finished, or the client left (starlette cancels the stream): stop decoding
+                self._on_close()
 
     @app.exception_handler(RequestValidationError)
     async def bad_schema(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error(400, _describe(exc.errors()))
+        return error_response(400, _describe(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def no_route(request: Request, exc: HTTPException) -> JSONResponse:
+        message = (
+            f"{request.method} {request.url.path}: {exc.detail}; this server answers "
+            "POST /v1/chat/completions and GET /v1/models"
+        )
+        return error_response(exc.status_code, message)
 
     @app.exception_handler(AgentError)
     async def bad_input(request: Request, exc: AgentError) -> JSONResponse:
+        if isinstance(exc, RequestRefused):
+            return error_response(exc.status, exc.message, exc.kind, retry_after_s=exc.retry_after_s)
         if isinstance(exc, ModelUnavailable):  # the model failed (out of memory, ...), not the request
-            return error(503, exc.message, "server_error")
-        return error(400, exc.message)
+            return error_response(503, exc.message, "server_error")
+        return error_response(400, exc.message)
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         log.error("chat completion failed", exc_info=exc)
-        return error(500, _INTERNAL, "server_error")
+        return error_response(500, _INTERNAL, "server_error")
 
     @app.get("/v1/models", response_model=None)
     async def list_models() -> JSONResponse:
         entry = {"id": name, "object": "model", "created": started, "owned_by": "internvl-agent"}
         return JSONResponse({"object": "list", "data": [entry]})
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
+    def fit(messages: Sequence[Message], config: GenerationConfig, *, asked: bool) -> GenerationConfig:
+        """On the model thread (tokenizers are not thread-safe): the prompt fits, or RequestRefused."""
+        if counter is None:
+            return config
+        return check_prompt(counter(messages, config), config, cap=prompt_cap, context=context, asked=asked)
+
+    async def chat(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
         if body.model not in (None, name):
-            return error(404, f"model {body.model!r} is not served here: this server serves {name!r}")
+            return error_response(
+                404, f"model {body.model!r} is not served here: this server serves {name!r}"
+            )
         if body.stream and body.n > 1:
-            return error(400, "stream with n > 1 is not supported: ask for n=1, or drop stream")
-        # Decoding images takes CPU time: keep it off the event loop too.
-        messages = await run_in_threadpool(_decode, body.messages)
-        config = body.generation_config()
-        if body.stream:
-            events = _sse(model, lock, messages, config, name)
-            return StreamingResponse(events, media_type="text/event-stream")
-        choices, usage = await run_in_threadpool(_complete, model, lock, messages, config, body.n)
+            return error_response(400, "stream with n > 1 is not supported: ask for n=1, or drop stream")
+        check_ignored_fields(body.model_extra, limits)
+        ticket = runner.admit()  # 503 with Retry-After when the line is full
+        handed_over = False
+        try:
+            # Checking and decoding images takes CPU time: keep it off the event loop too.
+            messages = await run_in_threadpool(_prepare, body.messages, limits, prompt_cap)
+            config = dataclasses.replace(body.generation_config(), should_stop=ticket.should_stop)
+            fits = partial(fit, asked=body.asked_tokens)
+            if body.stream:
+                outbox = runner.submit(ticket, partial(_stream, model, messages, config, fits))
+                await outbox.get(request)  # the prompt fits: the status line can say 200
+                handed_over = True
+                return EventStream(_sse(outbox, name), on_close=lambda: ticket.stop("disconnect"))
+            outbox = runner.submit(ticket, partial(_complete, model, messages, config, body.n, fits))
+            choices, usage = await outbox.get(request)
+        finally:
+            if not handed_over:  # the work is over, or nobody waits for it any more
+                ticket.stop("disconnect")
+            if not ticket.submitted:
+                runner.release(ticket)
         return JSONResponse(
             {
                 "id": _new_id(),
@@ -145,6 +230,10 @@ def create_app(model: VisionLanguageModel, *, served_name: str | None = None) ->
             }
         )
 
+    # This module's annotations are strings, which FastAPI resolves in the module's globals,
+    # where the lazily imported Request is not: give it the class itself.
+    chat.__annotations__["request"] = Request
+    app.post("/v1/chat/completions", response_model=None)(chat)
     return app
 
 
@@ -155,33 +244,55 @@ def serve(
     *,
     served_name: str | None = None,
     log_level: str = "info",
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Serve `model` until interrupted (Ctrl-C)."""
-    uvicorn = _require("uvicorn")
+    """Serve `model` until interrupted (Ctrl-C or SIGTERM, which end it within seconds)."""
+    _require("uvicorn")
+    from PIL import Image
+
+    from model.server_http import build_server
+
+    limits = limits or ServerLimits()
     if host not in _LOOPBACK:
         log.warning(
             "serving on %s with no authentication: anyone who can reach port %d can use it", host, port
         )
-    uvicorn.run(create_app(model, served_name=served_name), host=host, port=port, log_level=log_level)
+    # Pillow's own bomb guard, for any decoding that does not pass model.server_limits first.
+    Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
+    app = create_app(model, served_name=served_name, limits=limits)
+    build_server(app, host=host, port=port, limits=limits, log_level=log_level).run()
+
+
+def _prepare(raw: list[dict[str, Any]], limits: ServerLimits, prompt_cap: int) -> list[Message]:
+    """Our messages, once the text and the images' headers are within the limits."""
+    from PIL import Image
+
+    inspect_messages(raw, limits, prompt_cap)
+    try:
+        return as_messages(raw)
+    except Image.DecompressionBombError as exc:
+        raise AgentError(f"an image is too large to decode safely: {exc}") from exc
 
 
 def _complete(
     model: VisionLanguageModel,
-    lock: threading.Lock,
     messages: list[Message],
     config: GenerationConfig,
     n: int,
+    fit: Fit,
+    put: Callable[[Any], None],
 ) -> tuple[list[Choice], dict[str, int]]:
     """n replies: one call's candidates, topped up by more calls for a model that ignores `n`."""
-    with lock:
-        first = model.generate(messages, dataclasses.replace(config, n=n))
-        # Candidates carry no finish reason of their own; the first reply's stands for them all.
-        choices = [(text, _finish(first)) for text in first.candidates[:n]]
-        output_tokens = first.output_tokens
-        while len(choices) < n:
-            more = model.generate(messages, config)
-            choices.append((more.text, _finish(more)))
-            output_tokens += more.output_tokens
+    config = fit(messages, config)
+    stop = config.should_stop or (lambda: False)
+    first = model.generate(messages, dataclasses.replace(config, n=n))
+    # Candidates carry no finish reason of their own; the first reply's stands for them all.
+    choices = [(text, _finish(first)) for text in first.candidates[:n]]
+    output_tokens = first.output_tokens
+    while len(choices) < n and not stop():
+        more = model.generate(messages, config)
+        choices.append((more.text, _finish(more)))
+        output_tokens += more.output_tokens
     usage = {
         "prompt_tokens": first.prompt_tokens,
         "completion_tokens": output_tokens,
@@ -190,13 +301,37 @@ def _complete(
     return choices, usage
 
 
-async def _sse(
+def _stream(
     model: VisionLanguageModel,
-    lock: threading.Lock,
     messages: list[Message],
     config: GenerationConfig,
-    name: str,
-) -> AsyncIterator[str]:
+    fit: Fit,
+    put: Callable[[Any], None],
+) -> tuple[str, str]:
+    """On the model thread: None once the prompt fits, then (piece, None) for each piece of text;
+    returns ("", finish_reason). A model without `stream` sends its whole reply as one piece."""
+    config = fit(messages, config)
+    put(None)
+    stream = getattr(model, "stream", None)
+    if not callable(stream):
+        completion = model.generate(messages, config)
+        put((completion.text, None))
+        return "", _finish(completion)
+    stop = config.should_stop or (lambda: False)
+    pieces = stream(messages, config)
+    try:
+        for piece in pieces:
+            if stop():
+                break  # the client hung up or the time ran out: decoding further is wasted GPU time
+            put((piece, None))
+    finally:
+        close = getattr(pieces, "close", None)
+        if callable(close):  # a generator's close stops its decoding
+            close()
+    return "", "stop"  # a stream of text cannot tell a stop from running out of tokens
+
+
+async def _sse(outbox: Outbox, name: str) -> AsyncIterator[str]:
     """OpenAI's chunk events: the role, the text pieces, the finish reason, then [DONE]."""
     chunk_id, created = _new_id(), int(time.time())
 
@@ -207,76 +342,19 @@ async def _sse(
 
     yield event({"role": "assistant", "content": ""})
     try:
-        async for piece, finish in _pieces(model, lock, messages, config):
-            yield event({"content": piece}) if finish is None else event({}, finish)
+        while True:
+            piece, finish = await outbox.get()
+            if finish is not None:
+                yield event({}, finish)
+                break
+            yield event({"content": piece})
     except Exception as exc:
         # The status line is long gone: report the failure as an error event, as vLLM does.
-        log.error("streamed chat completion failed", exc_info=exc)
+        if not isinstance(exc, RequestRefused):
+            log.error("streamed chat completion failed", exc_info=exc)
         message = exc.message if isinstance(exc, AgentError) else _INTERNAL
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
     yield "data: [DONE]\n\n"
-
-
-async def _pieces(
-    model: VisionLanguageModel, lock: threading.Lock, messages: list[Message], config: GenerationConfig
-) -> AsyncIterator[tuple[str, str | None]]:
-    """(piece, None) for each piece of text, then ("", finish_reason); the model runs in a thread.
-
-    A model without `stream` sends its whole reply as one piece. If the client hangs up, the
-    model's stream is closed, which stops its decoding, before the lock is released.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, str | None] | BaseException] = asyncio.Queue()
-    gone = threading.Event()
-
-    def put(item: tuple[str, str | None] | BaseException) -> None:
-        if not gone.is_set():
-            with contextlib.suppress(RuntimeError):  # the loop closed: the server is shutting down
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def work() -> None:
-        try:
-            with lock:
-                stream = getattr(model, "stream", None)
-                if not callable(stream):
-                    completion = model.generate(messages, config)
-                    put((completion.text, None))
-                    put(("", _finish(completion)))
-                    return
-                pieces = stream(messages, config)
-                try:
-                    for piece in pieces:
-                        if gone.is_set():
-                            break  # the client hung up: decoding further is wasted GPU time
-                        put((piece, None))
-                finally:
-                    close = getattr(pieces, "close", None)
-                    if callable(close):  # a generator's close stops its decoding, inside the lock
-                        close()
-                put(("", "stop"))  # a stream of text cannot tell a stop from running out of tokens
-        except Exception as exc:
-            put(exc)
-
-    threading.Thread(target=work, name="vlm-stream", daemon=True).start()
-    try:
-        while True:
-            item = await queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if item[1] is not None:
-                return
-    finally:
-        gone.set()
-
-
-def _decode(messages: list[dict[str, Any]]) -> list[Message]:
-    from PIL import Image
-
-    try:
-        return as_messages(messages)
-    except Image.DecompressionBombError as exc:
-        raise AgentError(f"an image is too large to decode safely: {exc}") from exc
 
 
 def _finish(completion: Completion) -> str:
