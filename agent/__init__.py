@@ -5,6 +5,5 @@ from agent.parsing import parse_action
 from agent.policy import Decision, Policy
 from agent.safety import SafetyPolicy
 from agent.trajectory import Step, Trajectory
-from tools.errors import AgentError
 
-__all__ = ["Agent", "AgentError", "Decision", "Policy", "SafetyPolicy", "Step", "Trajectory", "parse_action"]
+__all__ = ["Agent", "Decision", "Policy", "SafetyPolicy", "Step", "Trajectory", "parse_action"]

@@ -10,8 +10,8 @@ Formats, most preferred first (prose and thoughts around the action are ignored)
 
 The first format that appears decides: a malformed `<tool_call>` is reported to the model
 rather than silently replaced by some other match further down. Points arrive in
-InternVL's 0..1000 space and leave as pixels of the screenshot (`image_size`); this is
-the only place that conversion happens.
+InternVL's 0..1000 space and leave as pixels of the screenshot (`image_size`), converted
+by `tools.coordinates`, the one owner of that rule.
 """
 
 from __future__ import annotations
@@ -21,19 +21,18 @@ import difflib
 import json
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from agent.coordinates import BOX_RE, MAX_SCAN, parse_box, to_pixels
-from agent.coordinates import short_repr as _short
 from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, BaseAction
+from tools.coordinates import BOX_RE, MAX_SCAN, MODEL_SPACE_MAX, in_model_space, short_repr, to_pixels
 from tools.errors import ParseError
-from tools.registry import ToolRegistry, format_validation_error
+from tools.registry import ToolRegistry
+from tools.validation import format_validation_error
 
-__all__ = ["EXAMPLE", "MAX_SCAN", "ParseError", "parse_action", "parse_box", "to_pixels"]
+__all__ = ["EXAMPLE", "ParseError", "parse_action"]
 
 _MAX_TRIES = 48  # candidate positions tried per format, so hostile input stays linear-ish
 EXAMPLE = '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 300}}</tool_call>'
@@ -97,7 +96,7 @@ def parse_action(
     converted to its pixels. Tool actions from `registry` are validated but not converted.
     """
     width, height = image_size
-    if not all(isinstance(v, int) and v >= 1 for v in (width, height)):
+    if not all(isinstance(side, int) and side >= 1 for side in (width, height)):
         raise ValueError(f"image_size must be two positive ints (width, height), got {image_size!r}")
     space = _Space.of(registry)
     scanned = text[:MAX_SCAN] if isinstance(text, str) else ""
@@ -124,33 +123,42 @@ def _feedback(problem: str, space: _Space) -> ParseError:
 
 
 def _first_candidate(text: str, space: _Space) -> _Candidate | None:
-    finders = (_tool_calls, _json_objects, _known_calls, _boxes, _unknown_calls)
-    for finder in finders:
-        found = next(finder(text, space), None)
-        if found is not None:
-            return found
-    return None
+    """The action in the first format that appears, most preferred format first.
+
+    An unknown call such as `tap(1, 2)` is looked for last, only so that it gets
+    "unknown action 'tap'" instead of silence.
+    """
+    return (
+        _find_tool_call(text)
+        or _find_json_object(text)
+        or _find_call(text, space, known=True)
+        or _find_box(text)
+        or _find_call(text, space, known=False)
+    )
 
 
-def _tool_calls(text: str, space: _Space) -> Iterator[_Candidate]:
+def _find_tool_call(text: str) -> _Candidate | None:
+    """The payload of the first `<tool_call>`, or why it is unreadable; None without one."""
     match = _TOOL_CALL_RE.search(text)
     if match is None:
-        return
+        return None
     # The closing tag is optional: generation often stops right before it.
     start = text.find("{", match.end(), match.end() + 200)
     value = _read_object(text, start) if start >= 0 else None
     candidate = _payload(value) if value is not None else None
-    yield candidate or _Candidate(error='<tool_call> must hold {"name": ..., "arguments": {...}}')
+    return candidate or _Candidate(error='<tool_call> must hold {"name": ..., "arguments": {...}}')
 
 
-def _json_objects(text: str, space: _Space) -> Iterator[_Candidate]:
+def _find_json_object(text: str) -> _Candidate | None:
+    """The first JSON object that names an action (or names one badly), or None."""
     for tries, match in enumerate(_OBJECT_RE.finditer(text)):
         if tries >= _MAX_TRIES:
-            return
+            return None
         value = _read_object(text, match.start())
         candidate = _payload(value) if value is not None else None
         if candidate is not None:
-            yield candidate
+            return candidate
+    return None
 
 
 def _read_object(text: str, start: int) -> Any:
@@ -185,22 +193,22 @@ def _closing(text: str, start: int, open_: str, close: str) -> int | None:
     depth, quote, escaped = 0, "", -1
     # Jump from one significant character to the next: long prose costs regex time only.
     for match in _SIGNIFICANT[open_].finditer(text, start):
-        i, ch = match.start(), match.group()
-        if i == escaped:
+        index, char = match.start(), match.group()
+        if index == escaped:
             continue
         if quote:
-            if ch == "\\":
-                escaped = i + 1
-            elif ch == quote:
+            if char == "\\":
+                escaped = index + 1
+            elif char == quote:
                 quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == open_:
+        elif char in "\"'":
+            quote = char
+        elif char == open_:
             depth += 1
-        elif ch == close:
+        elif char == close:
             depth -= 1
             if depth == 0:
-                return i + 1
+                return index + 1
     return None
 
 
@@ -222,31 +230,26 @@ def _payload(value: Any) -> _Candidate | None:
     if nested:
         args = value.get("arguments", value.get("parameters"))
     else:  # {"name": "click", "x": 1, "y": 2}
-        args = {k: v for k, v in value.items() if k != "name"}
+        args = {key: argument for key, argument in value.items() if key != "name"}
     if isinstance(args, str):  # OpenAI sends arguments as a JSON string
         try:
             args = json.loads(args) if args.strip() else {}
         except _READ_ERRORS:
-            return _Candidate(error=f"{_short(name)}: 'arguments' is not valid JSON")
+            return _Candidate(error=f"{short_repr(name)}: 'arguments' is not valid JSON")
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        return _Candidate(error=f"{_short(name)}: 'arguments' must be an object")
+        return _Candidate(error=f"{short_repr(name)}: 'arguments' must be an object")
     if args.get("action", name) != name:
-        return _Candidate(error=f"{_short(name)}: 'arguments' must not name another action")
+        return _Candidate(error=f"{short_repr(name)}: 'arguments' must not name another action")
     return _Candidate(payload={**args, "action": name})
 
 
-def _known_calls(text: str, space: _Space) -> Iterator[_Candidate]:
-    yield from _calls(text, space, known=True)
+def _find_call(text: str, space: _Space, *, known: bool) -> _Candidate | None:
+    """The first call `name(...)` of a known (or, with `known=False`, an unknown) action, or None.
 
-
-def _unknown_calls(text: str, space: _Space) -> Iterator[_Candidate]:
-    # Tried last, only so that `tap(1, 2)` gets "unknown action 'tap'" instead of silence.
-    yield from _calls(text, space, known=False)
-
-
-def _calls(text: str, space: _Space, *, known: bool) -> Iterator[_Candidate]:
+    A known call that is unreadable is reported; an unreadable unknown one is skipped.
+    """
     tries = 0
     for match in _CALL_RE.finditer(text):
         name = match.group(1)
@@ -254,15 +257,16 @@ def _calls(text: str, space: _Space, *, known: bool) -> Iterator[_Candidate]:
             continue
         tries += 1
         if tries > _MAX_TRIES:
-            return
+            return None
         end = _closing(text, match.end() - 1, "(", ")")
         if end is None:
             if known:
-                yield _Candidate(error=f"{name}(...) is missing its closing parenthesis")
+                return _Candidate(error=f"{name}(...) is missing its closing parenthesis")
             continue
         candidate = _read_call(name, text[match.start() : end], space)
         if known or candidate.payload is not None:
-            yield candidate
+            return candidate
+    return None
 
 
 def _read_call(name: str, source: str, space: _Space) -> _Candidate:
@@ -300,7 +304,7 @@ def _positional(name: str, args: list[Any], kwargs: dict[Any, Any], space: _Spac
         fields = ()
     else:  # a registered tool: parameters in declaration order
         model = space.models[name]
-        fields = tuple(info.alias or f for f, info in model.model_fields.items() if f != "action")
+        fields = tuple(info.alias or field for field, info in model.model_fields.items() if field != "action")
     if len(args) > len(fields):
         shown = f" ({', '.join(fields)})" if fields else ""
         return _Candidate(error=f"{name} takes {len(fields)} positional argument(s){shown}; name the others")
@@ -313,16 +317,16 @@ def _positional(name: str, args: list[Any], kwargs: dict[Any, Any], space: _Spac
     return _Candidate(payload=payload)
 
 
-def _boxes(text: str, space: _Space) -> Iterator[_Candidate]:
+def _find_box(text: str) -> _Candidate | None:
+    """A left click at the centre of the first InternVL box, still in model space; None without one."""
     match = BOX_RE.search(text)
     if match is None:
-        return
-    x1, y1, x2, y2 = (float(g) for g in match.groups())
+        return None
+    x1, y1, x2, y2 = corners = tuple(float(corner) for corner in match.groups())
     # Every corner must be in range, not just the centre: a wild corner means a wild box.
-    if not all(0 <= v <= 1000 for v in (x1, y1, x2, y2)):
-        yield _Candidate(error=f"box {match.group(0)[:60]}]: corners must be from 0 to 1000")
-    else:
-        yield _Candidate(payload={"action": "click", "x": (x1 + x2) / 2, "y": (y1 + y2) / 2})
+    if not all(in_model_space(corner) for corner in corners):
+        return _Candidate(error=f"box {match.group(0)[:60]}]: corners must be from 0 to {MODEL_SPACE_MAX}")
+    return _Candidate(payload={"action": "click", "x": (x1 + x2) / 2, "y": (y1 + y2) / 2})
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -333,7 +337,7 @@ def _validate(payload: dict[Any, Any], space: _Space, size: tuple[int, int]) -> 
     if not isinstance(name, str) or name not in space.models:
         close = difflib.get_close_matches(str(name)[:64], list(space.models), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise _feedback(f"unknown action {_short(name)}{hint}", space)
+        raise _feedback(f"unknown action {short_repr(name)}{hint}", space)
     if name in _GUI_MODELS:
         try:
             payload = _to_screenshot(payload, size)
@@ -370,11 +374,13 @@ def _to_screenshot(payload: dict[Any, Any], size: tuple[int, int]) -> dict[Any, 
     for field in _END_FIELDS:
         point = out.get(field)
         if field in fields and isinstance(point, list | tuple) and len(point) == 2:
-            out[field] = [to_pixels(v, size[i], field=f"{field}[{i}]") for i, v in enumerate(point)]
+            out[field] = [
+                to_pixels(value, size[axis], field=f"{field}[{axis}]") for axis, value in enumerate(point)
+            ]
     for field in ("keys", "modifiers"):  # "ctrl+s" is a common way to write ["ctrl", "s"]
         value = out.get(field)
         if field in fields and isinstance(value, str):
             value = [value]
         if field in fields and isinstance(value, list | tuple):
-            out[field] = [part for v in value for part in _split_combo(v)]
+            out[field] = [part for key in value for part in _split_combo(key)]
     return out

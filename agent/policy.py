@@ -18,6 +18,7 @@ from agent.prompts import step_prompt, system_prompt
 from agent.trajectory import Step
 from model.base import Completion, GenerationConfig, Message, VisionLanguageModel
 from tools.actions import GUI_ACTION_NAMES, BaseAction
+from tools.coordinates import to_model_space
 from tools.executor import Observation
 from tools.registry import ToolRegistry
 
@@ -60,15 +61,15 @@ class Policy:
         return self._system
 
     def messages(self, goal: str, observation: Observation, history: Sequence[Step]) -> list[Message]:
-        lines = [_history_line(s) for s in history[-self.history_limit:]]
+        lines = [_history_line(step) for step in history[-self.history_limit:]]
         text = step_prompt(goal, step=len(history) + 1, history=lines, url=observation.url)
         return [Message.system(self._system), Message.user(observation.image, text)]
 
     def decide(self, goal: str, observation: Observation, history: Sequence[Step]) -> Decision:
         messages = self.messages(goal, observation, history)
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         completion = self.model.generate(messages, self.generation)
-        t1 = time.perf_counter()
+        generated = time.perf_counter()
         try:
             action: BaseAction | None = parse_action(
                 completion.text, image_size=observation.size, registry=self.registry
@@ -76,8 +77,9 @@ class Policy:
             error = None
         except ParseError as exc:
             action, error = None, exc.message
-        t2 = time.perf_counter()
-        return Decision(completion.text, action, error, completion, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        parsed = time.perf_counter()
+        model_ms, parse_ms = (generated - started) * 1e3, (parsed - generated) * 1e3
+        return Decision(completion.text, action, error, completion, model_ms, parse_ms)
 
 
 def _history_line(step: Step) -> str:
@@ -86,7 +88,8 @@ def _history_line(step: Step) -> str:
     feedback = step.feedback()
     if step.action is None:
         return f"{step.index}. {_clip(feedback or '')}"
-    call = json.dumps(_in_model_space(step.action, step.observation.get("size")), separators=(",", ":"))
+    shown = _action_in_model_space(step.action, step.observation.get("size"))
+    call = json.dumps(shown, separators=(",", ":"))
     if feedback:
         return f"{step.index}. {_clip(call)} -> {_clip(feedback)}"
     output = step.result.output if step.result is not None else None
@@ -97,19 +100,19 @@ def _clip(text: str, limit: int = HISTORY_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 14] + " ...[clipped]"
 
 
-def _in_model_space(action: dict[str, object], size: object) -> dict[str, object]:
+def _action_in_model_space(action: dict[str, object], size: object) -> dict[str, object]:
     """Show earlier GUI actions in the 0..1000 space the model speaks, not in pixels."""
     if action.get("action") not in GUI_ACTION_NAMES:
         return action  # a registered tool's own x/y arguments are not screen points
     if not (isinstance(size, list | tuple) and len(size) == 2):
         return action
-    w, h = max(int(size[0]) - 1, 1), max(int(size[1]) - 1, 1)
+    width, height = int(size[0]), int(size[1])
     out = dict(action)
-    for key, scale in (("x", w), ("y", h)):
+    for key, length in (("x", width), ("y", height)):
         if isinstance(out.get(key), int):
-            out[key] = round(out[key] * 1000 / scale)
+            out[key] = to_model_space(out[key], length)
     for key in ("start", "end"):
         point = out.get(key)
         if isinstance(point, list | tuple) and len(point) == 2:
-            out[key] = [round(point[0] * 1000 / w), round(point[1] * 1000 / h)]
+            out[key] = [to_model_space(point[0], width), to_model_space(point[1], height)]
     return out

@@ -7,6 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tools.coordinates import MODEL_SPACE_MAX
+
 __all__ = ["GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt"]
 
 PROMPT_VERSION = "2026-11-26.2"
@@ -19,8 +21,8 @@ GROUNDING_PROMPT = (
 _SYSTEM = """You are a GUI agent. You see a screenshot of a {surface} and act on it, one action per reply, \
 until the user's goal is done.
 
-Coordinates are integers from 0 to 1000, relative to the screenshot: (0, 0) is the top-left corner and \
-(1000, 1000) the bottom-right, whatever its size in pixels.
+Coordinates are integers from 0 to {max}, relative to the screenshot: (0, 0) is the top-left corner and \
+({max}, {max}) the bottom-right, whatever its size in pixels.
 
 Reply with one short thought, then exactly one action as a tool call:
 <tool_call>{{"name": "click", "arguments": {{"x": 500, "y": 300}}}}</tool_call>
@@ -44,8 +46,8 @@ def system_prompt(
 ) -> str:
     """The system prompt: the rules, the whole action space as OpenAI function schemas, and
     the names (never the values) of the secrets the model may type."""
-    listing = "\n".join(json.dumps(t["function"], separators=(",", ":")) for t in tools)
-    prompt = _SYSTEM.format(surface=surface, tools=listing)
+    listing = "\n".join(json.dumps(entry["function"], separators=(",", ":")) for entry in tools)
+    prompt = _SYSTEM.format(surface=surface, max=MODEL_SPACE_MAX, tools=listing)
     if secret_names:
         prompt += _SECRETS.format(example=secret_names[0], names=", ".join(secret_names))
     return prompt

@@ -25,7 +25,6 @@ navigate) or a mapping of its fields, as in tools/actions.py.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -35,12 +34,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.grounding import Grounder, act
-from agent.secrets import Secrets, UnknownSecret, literal_secret
+from agent.runner import Runner
 from agent.trajectory import Step, Trajectory
+from agent.vault import Secrets, UnknownSecret, literal_secret
 from tools.actions import ACTION_ADAPTER, BaseAction
 from tools.errors import GroundingError, TaskError
 from tools.executor import ActionResult, Executor
-from tools.registry import format_validation_error
+from tools.validation import format_validation_error
 
 __all__ = ["Expect", "Script", "ScriptRunner"]
 
@@ -124,41 +124,29 @@ def _step(raw: Any, where: str) -> BaseAction | Expect:
         raise TaskError(f"{where} ({name}): {problem}") from None
 
 
-class ScriptRunner:
+class ScriptRunner(Runner[Script]):
     """Runs a Script on an executor, each step recorded like an agent's (runs/<id>/)."""
 
     def __init__(self, executor: Executor, grounder: Grounder, *, runs_dir: Path | str = "runs",
                  retry_every_s: float = 0.5, secrets: Mapping[str, str] | None = None) -> None:
         """`secrets`: values a step types as <secret>name</secret>, never written to disk (nor
         is the text of a `type` step marked `secret: true`)."""
+        super().__init__()
         self.executor = executor
         self.grounder = grounder
         self.secrets = Secrets(secrets)
         self.runs_dir = Path(runs_dir)
         self.retry_every_s = retry_every_s
-        self.trajectory: Trajectory | None = None
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        """End the run after the step in flight, as outcome `stopped` (thread- and signal-safe)."""
-        self._stop.set()
-
-    def run(self, script: Script, *, run_id: str | None = None) -> Trajectory:
-        for _ in self.steps(script, run_id=run_id):
-            pass
-        assert self.trajectory is not None
-        return self.trajectory
 
     def steps(self, script: Script, *, run_id: str | None = None) -> Iterator[Step]:
         """Run the steps in order; the first that fails ends the run as `failed`."""
-        trajectory = Trajectory.create(self.runs_dir, goal=f"script: {script.name}", run_id=run_id,
-                                       meta={"script": script.name, "steps_in_script": len(script.steps)},
-                                       secrets=self.secrets.values)
-        self.trajectory = trajectory
-        self._stop.clear()
+        meta = {"script": script.name, "steps_in_script": len(script.steps)}
+        trajectory = self._begin(Trajectory.create(
+            self.runs_dir, goal=f"script: {script.name}", run_id=run_id, meta=meta,
+            secret_values=self.secrets.values))
         with trajectory.running("finished") as end:
             for index, action in enumerate(script.steps, start=1):
-                if self._stop.is_set():
+                if self.stopping:
                     end.outcome = "stopped"
                     break
                 step = self._run_step(index, action, script.timeout, trajectory)
@@ -189,7 +177,7 @@ class ScriptRunner:
                 result, grounded = ActionResult.failure(str(exc)), None
                 break
             except GroundingError as exc:
-                if self._stop.is_set() or time.monotonic() + self.retry_every_s > deadline:
+                if self.stopping or time.monotonic() + self.retry_every_s > deadline:
                     result, grounded = ActionResult.failure(f"{exc.message} (looked for {timeout:g} s)"), None
                     break
                 time.sleep(self.retry_every_s)  # the page or window may still be drawing it

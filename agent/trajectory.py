@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, quote_plus
 
@@ -36,7 +36,7 @@ REDACTED = "[secret]"
 
 def new_run_id() -> str:
     """Sortable by time, unique across concurrent runs."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + token_hex(3)
 
 
 class Step(BaseModel):
@@ -117,7 +117,7 @@ class Trajectory:
     """An append-only run directory. Also readable after the fact with `load`."""
 
     def __init__(self, run_dir: Path, *, goal: str, meta: dict[str, Any] | None = None,
-                 secrets: Sequence[str] = ()) -> None:
+                 secret_values: Sequence[str] = ()) -> None:
         self.run_dir = run_dir
         self.goal = goal
         self.steps: list[Step] = []
@@ -125,7 +125,7 @@ class Trajectory:
         self.answer: str | None = None
         self._meta = dict(meta or {})
         # Known before run.json is first written: the goal may hold one.
-        self._secrets: list[str] = list(dict.fromkeys(text for text in secrets if text))
+        self._secrets: list[str] = list(dict.fromkeys(text for text in secret_values if text))
         run_dir.mkdir(parents=True, exist_ok=True)
         try:  # "x": two runs must never interleave their steps in one file
             self._jsonl = (run_dir / "steps.jsonl").open("x", encoding="utf-8")
@@ -137,12 +137,9 @@ class Trajectory:
 
     @classmethod
     def create(cls, runs_dir: Path | str, *, goal: str, run_id: str | None = None,
-               meta: dict[str, Any] | None = None, secrets: Sequence[str] = ()) -> Trajectory:
-        return cls(Path(runs_dir) / (run_id or new_run_id()), goal=goal, meta=meta, secrets=secrets)
-
-    @property
-    def steps_path(self) -> Path:
-        return self.run_dir / "steps.jsonl"
+               meta: dict[str, Any] | None = None, secret_values: Sequence[str] = ()) -> Trajectory:
+        return cls(Path(runs_dir) / (run_id or new_run_id()), goal=goal, meta=meta,
+                   secret_values=secret_values)
 
     def add_secret(self, text: str) -> None:
         """Register text that must never be written, from this step on; run.json (whose goal
@@ -184,7 +181,7 @@ class Trajectory:
 
     def end(self, outcome: Outcome, answer: str | None = None) -> None:
         self.outcome = outcome
-        self.answer = answer
+        self.answer = _scrub(answer, self._secrets)  # the model may write a secret into its answer
         self._write_run_json()
         self._jsonl.close()
 

@@ -43,9 +43,6 @@ class Secrets:
     def values(self) -> tuple[str, ...]:
         return tuple(self._values.values())
 
-    def __bool__(self) -> bool:
-        return bool(self._values)
-
     def fill(self, text: str) -> str:
         """`text` with every placeholder replaced by its value; UnknownSecret names the known ones."""
 

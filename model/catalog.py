@@ -173,11 +173,11 @@ def _counts(short: str) -> tuple[int, int]:
     """(all parameters, the weights of quantized Linear layers), counted on the meta device.
 
     Quantized: the Linears that `model.loading` hands to bitsandbytes, i.e. not under one of
-    its `_NOT_QUANTIZED` prefixes (vision tower, projector, lm_head), nor the output layer.
+    its `NOT_QUANTIZED` prefixes (vision tower, projector, lm_head), nor the output layer.
     """
     from torch import nn
 
-    from model.loading import _NOT_QUANTIZED
+    from model.loading import NOT_QUANTIZED
 
     model = instantiate_random(short, device="meta")
     total = sum(p.numel() for p in model.parameters())  # a tied weight counts once
@@ -187,7 +187,7 @@ def _counts(short: str) -> tuple[int, int]:
         for path, module in model.named_modules()
         if isinstance(module, nn.Linear)
         and module is not output
-        and not any(path == kept or path.startswith(kept + ".") for kept in _NOT_QUANTIZED)
+        and not any(path == kept or path.startswith(kept + ".") for kept in NOT_QUANTIZED)
     )
     return total, quantizable
 
@@ -203,7 +203,7 @@ def memory_gib(name: str, precision: Precision) -> float:
     Weights only: the KV cache, activations and the CUDA context come on top. The quantized
     rows follow what `model.loading` has bitsandbytes quantize: the language model's Linear
     matrices at the bytes above, while the vision tower and projector (kept out, as
-    `model.loading._NOT_QUANTIZED` says), embeddings, lm_head, norms and biases stay in bf16.
+    `model.loading.NOT_QUANTIZED` says), embeddings, lm_head, norms and biases stay in bf16.
     """
     if precision not in _QUANTIZED_BYTES:
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")

@@ -16,13 +16,15 @@ from typing import Any, Literal
 from model.placement import choose_attention, choose_device_map
 from tools.errors import ModelUnavailable
 
-__all__ = ["QUANTIZATIONS", "Quantization", "check_architecture", "load", "quantization_config"]
+__all__ = [
+    "NOT_QUANTIZED", "QUANTIZATIONS", "Quantization", "check_architecture", "load", "quantization_config",
+]
 
 Quantization = Literal["8bit", "4bit"]
 QUANTIZATIONS: tuple[str, ...] = ("8bit", "4bit")
 # Quantize the decoder only: the vision tower and projector are small and sensitive, and
 # transformers keeps the head in full precision by default (naming our own skips drops that default).
-_NOT_QUANTIZED = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
+NOT_QUANTIZED: tuple[str, ...] = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
 INSTALL_HINT = "pip install 'internvl-agent' (torch and transformers>=5)"
 
 
@@ -46,13 +48,13 @@ def quantization_config(quantization: Quantization, compute_dtype: Any) -> Any:
     from transformers import BitsAndBytesConfig
 
     if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(_NOT_QUANTIZED))
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(NOT_QUANTIZED))
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
-        llm_int8_skip_modules=list(_NOT_QUANTIZED),
+        llm_int8_skip_modules=list(NOT_QUANTIZED),
     )
 
 

@@ -1,7 +1,8 @@
 """Short CPU tasks shared by the calling thread and one helper thread, torch single-threaded.
 
-tile_image's kernels are memory-bound and last about a millisecond each: two threads that
-take tasks from one queue beat torch's OpenMP team on them, and stay fast on a busy machine.
+The fast tiling path's kernels (model/fast_tiling.py) are memory-bound and last about a
+millisecond each: two threads that take tasks from one queue beat torch's OpenMP team on them,
+and stay fast on a busy machine.
 """
 
 from __future__ import annotations

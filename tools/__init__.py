@@ -5,7 +5,6 @@ Playwright and pyautogui load only when used.
 """
 
 from tools.actions import ACTION_ADAPTER, Action, BaseAction
-from tools.errors import AgentError, ExecutorError
 from tools.executor import ActionResult, Executor, Geometry, Observation
 from tools.registry import ToolAction, ToolRegistry, tool
 
@@ -13,10 +12,8 @@ __all__ = [
     "ACTION_ADAPTER",
     "Action",
     "ActionResult",
-    "AgentError",
     "BaseAction",
     "Executor",
-    "ExecutorError",
     "Geometry",
     "Observation",
     "ToolAction",

@@ -1,7 +1,8 @@
 """The one error tree of internvl-agent.
 
 It lives in `tools`, the lowest layer, so that `tools`, `model` and `agent` can all
-raise from it without importing upward. `agent.errors` re-exports it.
+raise from it without importing upward.
+Import errors from here, and only from here: `from tools.errors import AgentError`.
 
     AgentError                 anything this framework raises on purpose
     ├── ParseError             model output that is not a valid action (fed back to the model)

@@ -2,7 +2,9 @@
 
 An executor is three methods and a context manager. `observe()` returns the screen;
 `execute(action)` performs one GUI action whose points are screenshot pixels, and maps
-them to its own input space through the observation's `Geometry`.
+them to its own input space through the observation's `Geometry`. What the executors
+share inside `execute()` (finding an action's handler, refusing a target still in
+words) is in tools/dispatch.py.
 """
 
 from __future__ import annotations

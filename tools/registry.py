@@ -4,6 +4,8 @@ A tool is a plain function with type hints and a Google-style docstring. `@tool`
 a frozen `ToolAction` model for it (tagged `action: Literal[name]`, one field per
 parameter) and returns the function unchanged. A `ToolRegistry` joins those models to
 the GUI action union, so the parser validates one schema and the model sees one list.
+The docstring is read by `tools.docstrings`, the schemas are written by `tools.schema`,
+and bad arguments are worded by `tools.validation`.
 
     @tool
     def search(query: str, limit: int = 5) -> list[str]:
@@ -30,36 +32,19 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.fields import FieldInfo
 
 from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, GUI_ACTION_NAMES, BaseAction
+from tools.docstrings import parse_docstring
 from tools.executor import ActionResult
+from tools.schema import openai_function
+from tools.validation import format_validation_error
 
-__all__ = ["ToolAction", "ToolRegistry", "format_validation_error", "tool", "tool_model"]
+__all__ = ["ToolAction", "ToolRegistry", "tool", "tool_model"]
 
 logger = logging.getLogger(__name__)
 
 # OpenAI's rule for function names, so every tool can be exported as-is.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MODEL_ATTR = "__tool_model__"
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-# GUI actions hold screenshot pixels, but the model writes InternVL's 0..1000 space and the
-# parser converts; the exported schema describes what the model should write.
-_COORD: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 1000}
-_MODEL_SPACE: dict[str, dict[str, Any]] = {
-    "x": {**_COORD, "description": "0..1000 across the image width (0 left, 1000 right)"},
-    "y": {**_COORD, "description": "0..1000 down the image height (0 top, 1000 bottom)"},
-    **{
-        end: {
-            "anyOf": [
-                {"type": "array", "items": _COORD, "minItems": 2, "maxItems": 2},
-                {"type": "string", "minLength": 1},
-            ],
-            "description": "a point [x, y] in 0..1000 image coordinates, or the target described in words",
-        }
-        for end in ("start", "end")
-    },
-}
-_SECTION_RE = re.compile(r"^(Args|Arguments|Parameters|Returns?|Raises|Yields?|Examples?|Notes?):\s*$")
-_ARG_RE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
 class ToolAction(BaseAction):
@@ -73,39 +58,6 @@ class ToolAction(BaseAction):
     model_config = ConfigDict(protected_namespaces=(), serialize_by_alias=True)
 
 
-def _doc_parts(doc: str) -> tuple[str, dict[str, str]]:
-    """(first paragraph as one line, {param: description}) from a Google-style docstring."""
-    lines = doc.splitlines()
-    summary: list[str] = []
-    for line in lines:
-        if not line.strip() or _SECTION_RE.match(line.strip()):
-            break
-        summary.append(line.strip())
-    params: dict[str, str] = {}
-    in_args, current, base_indent = False, None, None
-    for line in lines:
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        if _SECTION_RE.match(stripped) and indent == 0:
-            in_args = stripped.split(":")[0] in ("Args", "Arguments", "Parameters")
-            current, base_indent = None, None
-            continue
-        if not in_args or not stripped:
-            continue
-        if indent == 0:  # dedent back to the top level ends the section
-            in_args = False
-            continue
-        if base_indent is None:
-            base_indent = indent
-        match = _ARG_RE.match(stripped)
-        if indent <= base_indent and match:
-            current = match.group(1)
-            params[current] = match.group(2).strip()
-        elif current is not None:  # a continuation line of the current parameter
-            params[current] = f"{params[current]} {stripped}".strip()
-    return " ".join(summary), params
-
-
 def _class_name(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_-]+", name) if part) + "Tool"
 
@@ -117,7 +69,7 @@ def _build_model(fn: Callable[..., Any], name: str | None) -> type[ToolAction]:
     if inspect.iscoroutinefunction(fn):
         raise TypeError(f"tool {name!r} is async; tools are plain functions (wrap it with asyncio.run)")
     doc = inspect.getdoc(fn)
-    description, param_docs = _doc_parts(doc or "")
+    description, param_docs = parse_docstring(doc or "")
     if not description:
         raise TypeError(f"tool {name!r} needs a docstring: its first paragraph is the model's description")
     try:
@@ -164,15 +116,15 @@ def tool_model(fn: Callable[..., Any]) -> type[ToolAction] | None:
 
 
 @overload
-def tool(fn: _F, *, name: str | None = None) -> _F: ...
+def tool(fn: _Function, *, name: str | None = None) -> _Function: ...
 @overload
-def tool(fn: None = None, *, name: str | None = None) -> Callable[[_F], _F]: ...
+def tool(fn: None = None, *, name: str | None = None) -> Callable[[_Function], _Function]: ...
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Attach a pydantic model to `fn` and return `fn` unchanged. Use as `@tool` or `@tool(name=...)`."""
 
-    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(f, _MODEL_ATTR, _build_model(f, name))
-        return f
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(function, _MODEL_ATTR, _build_model(function, name))
+        return function
 
     return wrap(fn) if fn is not None else wrap
 
@@ -182,7 +134,8 @@ def _arguments(model: type[ToolAction]) -> list[tuple[str, str]]:
     return [(field, info.alias or field) for field, info in model.model_fields.items() if field != "action"]
 
 
-def _show(value: Any) -> str | None:
+def _as_text(value: Any) -> str | None:
+    """A tool's return value as the text the model reads: JSON for data, str() for the rest."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, BaseModel):
@@ -193,86 +146,6 @@ def _show(value: Any) -> str | None:
         except (TypeError, ValueError):  # circular or non-string keys: fall back to str()
             pass
     return str(value)
-
-
-def _loc(parts: Iterable[Any]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and re.fullmatch(r"\w+", part):
-            out += f".{part}" if out else part
-        # other parts are pydantic's union-member labels ("constrained-str"): noise to a model
-    return out
-
-
-def format_validation_error(
-    exc: ValidationError, *, action: str | None = None, model: type[BaseModel] | None = None, limit: int = 3
-) -> str:
-    """A short, model-readable summary of a pydantic error ("clicks must be at most 3")."""
-    errors = exc.errors(include_url=False, include_input=False)
-    # An error whose location a deeper error extends is its echo ("keys: too short" after
-    # "keys[0]: unknown key"); the deeper one says what to fix.
-    locs = [tuple(err["loc"]) for err in errors]
-    errors = [e for e, loc in zip(errors, locs, strict=True) if not any(
-        len(other) > len(loc) and other[: len(loc)] == loc for other in locs
-    )]
-    parts: list[str] = []
-    for err in errors[:limit]:
-        loc = list(err["loc"])
-        if action is not None and loc[:1] == [action]:
-            loc = loc[1:]
-        field, kind, ctx = _loc(loc) or "arguments", err["type"], err.get("ctx") or {}
-        if kind == "missing":
-            text = f"{field} is required"
-        elif kind == "extra_forbidden":
-            fields = model.model_fields if model else {}
-            known = ", ".join(info.alias or f for f, info in fields.items() if f != "action")
-            text = f"unknown field {str(loc[-1] if loc else field)[:40]!r}"
-            text += f" (fields: {known})" if known else ""
-        elif kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
-            bound = {"less_than_equal": ("at most", "le"), "greater_than_equal": ("at least", "ge"),
-                     "less_than": ("less than", "lt"), "greater_than": ("greater than", "gt")}[kind]
-            text = f"{field} must be {bound[0]} {ctx.get(bound[1])}"
-        elif kind == "value_error":
-            msg = err["msg"].removeprefix("Value error, ")
-            text = msg if field == "arguments" else f"{field}: {msg}"
-        else:
-            text = f"{field}: {err['msg']}"
-        parts.append(text[:200])
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more")
-    return "; ".join(parts)
-
-
-def _function_entry(model: type[BaseModel], description: str, *, gui: bool) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    schema.get("properties", {}).pop("action", None)
-    required = [r for r in schema.get("required", []) if r != "action"]
-    properties = _strip_titles(schema.get("properties", {}), True)
-    if gui:
-        properties.update({k: v for k, v in _MODEL_SPACE.items() if k in properties})
-    params: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        params["required"] = required
-    params["additionalProperties"] = False
-    if "$defs" in schema:
-        params["$defs"] = _strip_titles(schema["$defs"], True)
-    name = model.model_fields["action"].default
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": params}}
-
-
-def _strip_titles(node: Any, mapping: bool = False) -> Any:
-    """Drop pydantic's auto "title" keys (prompt tokens with no information); keep field names."""
-    if isinstance(node, dict):
-        if mapping:  # {field or def name: schema}: the keys are names, not schema keywords
-            return {k: _strip_titles(v) for k, v in node.items()}
-        return {
-            k: _strip_titles(v, k in ("properties", "$defs")) for k, v in node.items() if k != "title"
-        }
-    if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
-    return node
 
 
 class ToolRegistry:
@@ -299,14 +172,14 @@ class ToolRegistry:
         return fn
 
     @overload
-    def tool(self, fn: _F, *, name: str | None = None) -> _F: ...
+    def tool(self, fn: _Function, *, name: str | None = None) -> _Function: ...
     @overload
-    def tool(self, fn: None = None, *, name: str | None = None) -> Callable[[_F], _F]: ...
+    def tool(self, fn: None = None, *, name: str | None = None) -> Callable[[_Function], _Function]: ...
     def tool(self, fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
         """Decorator: `@registry.tool` or `@registry.tool(name=...)`; returns the function unchanged."""
 
-        def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
-            return self.add(tool(f, name=name))  # attach the model too, as @tool does
+        def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+            return self.add(tool(function, name=name))  # attach the model too, as @tool does
 
         return wrap(fn) if fn is not None else wrap
 
@@ -372,7 +245,7 @@ class ToolRegistry:
             else:
                 kwargs[param] = value
         try:
-            output = _show(fn(*args, **kwargs))
+            output = _as_text(fn(*args, **kwargs))
         except Exception as exc:  # a tool's failure is an observation for the model, not a crash
             logger.debug("tool %s raised", name, exc_info=True)
             elapsed = (time.perf_counter() - started) * 1000
@@ -384,7 +257,8 @@ class ToolRegistry:
         entries = []
         if include_gui:
             for cls in GUI_ACTION_CLASSES:
-                entries.append(_function_entry(cls, inspect.cleandoc(cls.__doc__ or ""), gui=True))
+                description = inspect.cleandoc(cls.__doc__ or "")
+                entries.append(openai_function(cls, description, model_space_points=True))
         for _, model in self._tools.values():
-            entries.append(_function_entry(model, model.__doc__ or "", gui=False))
+            entries.append(openai_function(model, model.__doc__ or "", model_space_points=False))
         return entries

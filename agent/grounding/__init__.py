@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 from tools.actions import BaseAction, Click, Drag, Move, Scroll, Type, is_ungrounded
 from tools.executor import ActionResult, Executor, Observation
 
-__all__ = ["Acted", "Box", "Grounder", "act", "ground"]
+__all__ = ["ActRecord", "Box", "Grounder", "act", "ground"]
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,16 @@ def ground(
 
 
 @dataclass(frozen=True)
-class Acted:
+class ActRecord:
+    """What came of one `act`: the executor's result, where each target was found, and the time
+    grounding took."""
+
     result: ActionResult
     grounded: dict[str, list[int]] | None  # each target in words -> the [x, y] it was found at
     ground_ms: float
 
 
-def act(executor: Executor, action: BaseAction, observation: Observation, grounder: Grounder) -> Acted:
+def act(executor: Executor, action: BaseAction, observation: Observation, grounder: Grounder) -> ActRecord:
     """Carry out `action` on `executor`, its targets grounded on `observation` first (a
     GroundingError propagates: the caller decides whether to look again or give up)."""
     t0 = time.perf_counter()
@@ -86,4 +89,4 @@ def act(executor: Executor, action: BaseAction, observation: Observation, ground
         result = executor.execute(each)
         if not result.ok:
             break
-    return Acted(result, grounded, ground_ms)
+    return ActRecord(result, grounded, ground_ms)

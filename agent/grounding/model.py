@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agent.coordinates import parse_box
 from agent.grounding import Box
 from agent.prompts import GROUNDING_PROMPT
 from model.base import GenerationConfig, Message, VisionLanguageModel
+from tools.coordinates import parse_box
 from tools.errors import GroundingError, ParseError
 from tools.executor import Observation
 

@@ -285,7 +285,7 @@ def test_wait_and_finish_succeed(playground: BrowserExecutor) -> None:
 def test_back_with_no_history_fails_and_start_is_lazy() -> None:
     executor = BrowserExecutor()
     try:
-        assert executor.browser_pid is None and not executor._rt.started  # nothing started yet
+        assert executor.browser_pid is None and not executor._runtime.started  # nothing started yet
         result = executor.execute(Back())
         assert not result.ok and result.error is not None and "history" in result.error
         assert executor.observe().url == "about:blank"

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.helpers.http import serving
 from tools.actions import Back, Click, Navigate, Wait
 from tools.browser import BrowserExecutor
 from tools.browser.domains import DomainAllowlist
@@ -53,7 +54,7 @@ class OffsiteServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(http.server.BaseHTTPRequestHandler):  # not files alone: it logs hosts, redirects
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
@@ -79,8 +80,10 @@ class OffsiteServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        port = self.httpd.server_address[1]
+        self.handler = Handler
+        self.allowed = self.offsite = ""  # set once it listens
+
+    def listening_on(self, port: int) -> None:
         self.allowed = f"http://127.0.0.1:{port}"
         self.offsite = f"http://localhost:{port}"
 
@@ -97,13 +100,9 @@ class OffsiteServer:
 @pytest.fixture(scope="module")
 def server() -> Iterator[OffsiteServer]:
     server = OffsiteServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server.handler) as httpd:
+        server.listening_on(httpd.server_address[1])
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 @pytest.fixture(scope="module")

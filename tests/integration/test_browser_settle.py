@@ -7,9 +7,6 @@ the page does after a click is already in the next observation.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -17,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.http import QuietFiles, serving_folder
 from tools.actions import Click, Wait
 from tools.browser import BrowserExecutor
 from tools.executor import Observation
@@ -32,7 +30,7 @@ GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000
 QUIET_MS = 100  # wider than the default, so a loaded machine's late timers cannot split a burst
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(QuietFiles):
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         if url.path != "/api/slow":
@@ -51,23 +49,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the browser gave up on a long poll
             pass
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(PAGES))
-    )
-    httpd.daemon_threads = True  # a 10 s long poll must not hold up the shutdown
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving_folder(PAGES, _Handler) as url:  # daemon request threads: a long poll cannot hold the end
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,21 @@ import pytest
 
 MODULES = [
     "agent", "agent.loop", "agent.parsing", "agent.policy", "agent.prompts", "agent.trajectory",
-    "agent.errors", "agent.cli", "agent.grounding", "agent.grounding.model", "agent.grounding.dom",
+    "agent.cli", "agent.cli.app", "agent.cli.common", "agent.cli.run", "agent.cli.script",
+    "agent.cli.info", "agent.runner", "agent.vault",
+    "agent.grounding", "agent.grounding.model", "agent.grounding.dom",
     "tools", "tools.actions", "tools.keys", "tools.registry", "tools.executor", "tools.errors",
+    "tools.coordinates", "tools.docstrings", "tools.schema", "tools.validation",
     "tools.browser", "tools.browser.executor", "tools.browser.dom", "tools.browser.input",
     "tools.browser.guard", "tools.browser.domains", "tools.browser.runtime", "tools.browser.session",
     "tools.browser.settle", "tools.browser.tabs",
     "tools.desktop", "tools.desktop.executor", "tools.desktop.screens", "tools.desktop.x11",
-    "tools.desktop.xvfb",
+    "tools.desktop.xvfb", "tools.desktop.input", "tools.desktop.backends", "tools.dispatch",
     "model", "model.base", "model.scripted",
-    "model.preprocess", "model.internvl", "model.catalog", "model.tiny", "model.messages",
-    "model.remote", "model.server", "model.placement", "model.loading", "model.prompting",
+    "model.preprocess", "model.fast_tiling", "model.workshare", "model.internvl", "model.catalog",
+    "model.tiny", "model.messages",
+    "model.remote", "model.server", "model.server_limits", "model.server_runner", "model.server_http",
+    "model.placement", "model.loading", "model.prompting",
     "model.generation", "model.architectures", "tasks",
 ]
 

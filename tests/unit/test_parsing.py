@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsing import EXAMPLE, MAX_SCAN, ParseError, parse_action, parse_box, to_pixels
+from agent.parsing import EXAMPLE, ParseError, parse_action
 from tools import errors
 from tools.actions import ACTION_ADAPTER, Click, Drag, Finish, Key, Scroll, Type, Wait
+from tools.coordinates import MAX_SCAN, parse_box, to_model_space, to_pixels
 from tools.registry import ToolRegistry
 
 # Width 1001 and height 501 make the 0..1000 -> pixel map easy to read: px = v, py = v / 2.
@@ -113,6 +114,16 @@ def test_model_coordinates_become_screenshot_pixels(size, point, pixels):
     action = parse(f"click({point[0]}, {point[1]})", size=size)
     assert (action.x, action.y) == pixels
     assert (to_pixels(point[0], size[0]), to_pixels(point[1], size[1])) == pixels
+
+
+@pytest.mark.parametrize("size", [1001, 1920, 3840])
+def test_pixels_map_back_to_the_model_space_they_came_from(size):
+    assert all(to_model_space(to_pixels(value, size), size) == value for value in range(1001))
+    assert (to_model_space(0, size), to_model_space(size - 1, size)) == (0, 1000)
+
+
+def test_a_one_pixel_image_maps_back_without_dividing_by_zero():
+    assert to_model_space(0, 1) == 0
 
 
 def test_a_grounding_box_clicks_its_centre():

@@ -1,4 +1,5 @@
-"""Our InternVL tiling against transformers' own GotOcr2 processor: same grid, same pixels."""
+"""InternVL tiling: the fast path (`tile_image`) held to the plain reference (`tile_image_reference`),
+and both to transformers' own GotOcr2 processor: same grid, same pixels."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.preprocess import IMAGENET_MEAN, IMAGENET_STD, Tiles, select_grid, tile_image
+from model.preprocess import IMAGENET_MEAN, IMAGENET_STD, Tiles, select_grid, tile_image, tile_image_reference
 
 transformers = pytest.importorskip("transformers")
 from transformers import GotOcr2ImageProcessorPil  # noqa: E402
@@ -16,6 +17,8 @@ from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optim
 
 # One 8-bit level in normalized units, per channel, plus float32 rounding.
 ONE_LEVEL = np.array([1 / 255 / s for s in IMAGENET_STD], dtype=np.float32)[None, :, None, None] + 1e-5
+# The fast path skips the last rounding to 8 bits, and nothing else: half a level from the reference.
+HALF_LEVEL = ONE_LEVEL * 0.5 + 1e-4
 
 _rng = random.Random(7)
 SIZES = [
@@ -81,6 +84,51 @@ def test_tiles_match_transformers_within_one_level(width, height):
     assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= ONE_LEVEL).all()
 
 
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_the_plain_reference_is_transformers_processor(width, height):
+    max_tiles = 6 if width * height > 4_000_000 else 12
+    image = _image(width, height, seed=width * 10007 + height)
+    plain = tile_image_reference(image, max_tiles=max_tiles)
+    ref = _reference(1, max_tiles)(image, return_tensors="np")
+    assert plain.grid == get_optimal_tiled_canvas((height, width), (448, 448), 1, max_tiles)
+    assert plain.pixel_values.dtype == np.float32
+    assert plain.pixel_values.shape == ref["pixel_values"].shape
+    np.testing.assert_allclose(plain.pixel_values, ref["pixel_values"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_the_fast_path_is_within_half_a_level_of_the_plain_reference(width, height):
+    max_tiles = 6 if width * height > 4_000_000 else 12
+    image = _image(width, height, seed=width * 10007 + height)
+    ours = tile_image(image, max_tiles=max_tiles)
+    plain = tile_image_reference(image, max_tiles=max_tiles)
+    assert ours.grid == plain.grid
+    assert ours.pixel_values.dtype == np.float32
+    assert ours.pixel_values.shape == plain.pixel_values.shape
+    assert (np.abs(ours.pixel_values - plain.pixel_values) <= HALF_LEVEL).all()
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "options"),
+    [
+        ((500, 500), "RGB", {"min_tiles": 2, "max_tiles": 12}),
+        ((3000, 120), "RGB", {"min_tiles": 4, "max_tiles": 24}),
+        ((1000, 700), "RGB", {"max_tiles": 6, "tile_size": 224}),
+        ((1000, 700), "RGB", {"max_tiles": 6, "tile_size": 336}),
+        ((1280, 720), "RGB", {"max_tiles": 4, "thumbnail": False}),
+        *[((700, 300), mode, {"max_tiles": 4}) for mode in ("RGBA", "L", "P", "LA")],
+    ],
+    ids=["min2", "min4-max24", "tile224", "tile336", "no-thumbnail", "RGBA", "L", "P", "LA"],
+)
+def test_the_fast_path_holds_to_the_plain_reference_for_every_option(size, mode, options):
+    image = _image(*size, seed=12, mode=mode)
+    ours = tile_image(image, **options)
+    plain = tile_image_reference(image, **options)
+    assert ours.grid == plain.grid
+    assert ours.pixel_values.shape == plain.pixel_values.shape
+    assert (np.abs(ours.pixel_values - plain.pixel_values) <= HALF_LEVEL).all()
+
+
 @pytest.mark.parametrize(("min_tiles", "max_tiles", "size"), [(2, 12, (500, 500)), (4, 24, (3000, 120))])
 def test_other_tile_limits_match_transformers(min_tiles, max_tiles, size):
     image = _image(*size, seed=3)
@@ -128,22 +176,23 @@ def test_tiles_are_row_major():
 
 def test_bad_tile_limits_are_rejected():
     image = _image(10, 10, seed=0)
-    with pytest.raises(ValueError, match="min_tiles"):
-        tile_image(image, min_tiles=3, max_tiles=2)
-    with pytest.raises(ValueError, match="min_tiles"):
-        tile_image(image, min_tiles=0)
+    for tile in (tile_image, tile_image_reference):
+        with pytest.raises(ValueError, match="min_tiles"):
+            tile(image, min_tiles=3, max_tiles=2)
+        with pytest.raises(ValueError, match="min_tiles"):
+            tile(image, min_tiles=0)
 
 
 def test_tiles_is_a_frozen_record():
-    tiles = tile_image(_image(5, 5, seed=0))
-    assert isinstance(tiles, Tiles)
-    with pytest.raises(AttributeError):
-        tiles.grid = (2, 2)  # type: ignore[misc]
+    for tiles in (tile_image(_image(5, 5, seed=0)), tile_image_reference(_image(5, 5, seed=0))):
+        assert isinstance(tiles, Tiles)
+        with pytest.raises(AttributeError):
+            tiles.grid = (2, 2)  # type: ignore[misc]
 
 
-# What the speed rests on: Pillow's own taps, Pillow's pass order, and an exact intermediate.
+# What the fast path's speed rests on: Pillow's own taps, Pillow's pass order, an exact intermediate.
 
-from model.preprocess import _taps, _vertical_first  # noqa: E402
+from model.fast_tiling import _taps, _vertical_first  # noqa: E402
 
 BICUBIC = Image.Resampling.BICUBIC
 
@@ -190,7 +239,9 @@ def test_tiles_are_within_half_a_level_so_the_intermediate_image_is_pillows(widt
     image = _image(width, height, seed=99)
     ours = tile_image(image, max_tiles=12)
     ref = _reference(1, 12)(image, return_tensors="np")
-    assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= ONE_LEVEL * 0.5 + 1e-4).all()
+    assert (np.abs(ours.pixel_values - ref["pixel_values"]) <= HALF_LEVEL).all()
+    plain = tile_image_reference(image, max_tiles=12)
+    assert (np.abs(ours.pixel_values - plain.pixel_values) <= HALF_LEVEL).all()
 
 
 @pytest.mark.parametrize("tile_size", [224, 336])
@@ -342,6 +393,6 @@ def test_a_pillow_that_copies_instead_of_mapping_gets_the_same_tiles(monkeypatch
         return copy
 
     monkeypatch.setattr(PIL.Image, "frombuffer", copying)
-    scratch = __import__("model.preprocess", fromlist=["_scratch_buffers"])._scratch_buffers
+    scratch = __import__("model.fast_tiling", fromlist=["_scratch_buffers"])._scratch_buffers
     scratch.get("pixels", np.empty(0))[...] = 0  # stale content, were it used
     np.testing.assert_array_equal(tile_image(image).pixel_values, expected)

@@ -8,6 +8,8 @@ import pytest
 from pydantic import Field, ValidationError
 
 from tools.actions import GUI_ACTION_NAMES, Click
+from tools.coordinates import MODEL_SPACE_MAX, MODEL_SPACE_SCHEMA
+from tools.docstrings import parse_docstring
 from tools.registry import ToolAction, ToolRegistry, tool, tool_model
 
 
@@ -71,6 +73,13 @@ def test_schema_takes_description_and_parameters_from_the_docstring():
     assert props["lang"]["enum"] == ["en", "de"]
 
 
+def test_docstrings_give_the_first_paragraph_and_the_args_section_only():
+    doc = "Find a page.\nQuickly.\n\nArgs:\n    url: Where.\n      Absolute.\n    *rest: Ignored?\n"
+    doc += "Returns:\n    x: not a parameter"
+    assert parse_docstring(doc) == ("Find a page. Quickly.", {"url": "Where. Absolute.", "rest": "Ignored?"})
+    assert parse_docstring("") == ("", {})
+
+
 def test_openai_tools_lists_every_gui_action_then_the_tools():
     entries = ToolRegistry([search]).openai_tools()
     names = [e["function"]["name"] for e in entries]
@@ -78,7 +87,8 @@ def test_openai_tools_lists_every_gui_action_then_the_tools():
     click = next(e["function"] for e in entries if e["function"]["name"] == "click")
     assert click["description"] == Click.__doc__
     # The model writes InternVL's 0..1000 space, so that is what the schema promises.
-    assert click["parameters"]["properties"]["x"]["maximum"] == 1000
+    assert click["parameters"]["properties"]["x"]["maximum"] == MODEL_SPACE_MAX == 1000
+    assert click["parameters"]["properties"]["y"] == MODEL_SPACE_SCHEMA["y"]
     assert "action" not in click["parameters"]["properties"]
     drag = next(e["function"] for e in entries if e["function"]["name"] == "drag")
     assert drag["parameters"]["required"] == ["start", "end"]

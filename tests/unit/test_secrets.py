@@ -7,8 +7,8 @@ import json
 import pytest
 
 from agent.prompts import system_prompt
-from agent.secrets import Secrets, UnknownSecret
 from agent.trajectory import Step, Trajectory
+from agent.vault import Secrets, UnknownSecret
 from tools.errors import AgentError
 
 
@@ -41,7 +41,8 @@ def test_the_system_prompt_lists_the_names_only():
 
 
 def test_secrets_given_to_a_trajectory_never_reach_its_files(tmp_path):
-    trajectory = Trajectory.create(tmp_path, goal="log in with hunter2", run_id="r", secrets=["hunter2"])
+    trajectory = Trajectory.create(tmp_path, goal="log in with hunter2", run_id="r",
+                                   secret_values=["hunter2"])
     trajectory.append(Step(index=1, observation={}, model_text='type "hunter2" now',
                            action={"action": "type", "text": "hunter2"}))
     trajectory.end("finished", answer="typed hunter2")
@@ -51,7 +52,7 @@ def test_secrets_given_to_a_trajectory_never_reach_its_files(tmp_path):
 
 
 def test_a_secret_inside_an_action_name_leaves_the_name_and_the_outcome_alone(tmp_path):
-    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secrets=["fini"])
+    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secret_values=["fini"])
     step = trajectory.append(Step(index=1, observation={}, model_text="finish now",
                                   action={"action": "finish", "answer": "finished"}))
     trajectory.end("finished")
@@ -60,7 +61,7 @@ def test_a_secret_inside_an_action_name_leaves_the_name_and_the_outcome_alone(tm
 
 def test_every_spelling_of_a_secret_is_redacted_keys_included(tmp_path):
     secret = 'pä ss"wörd&1'
-    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secrets=[secret])
+    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secret_values=[secret])
     model_text = " ".join([secret, json.dumps(secret), json.dumps(secret, ensure_ascii=False), repr(secret)])
     trajectory.append(Step(index=1, observation={"url": "https://x.test/?q=p%C3%A4+ss%22w%C3%B6rd%261"},
                            model_text=model_text, grounded={f"the box showing {secret}": [1, 2]}))
@@ -78,7 +79,7 @@ def test_a_literal_secret_typed_later_is_removed_from_the_goal_in_run_json_at_on
 
 
 def test_text_too_short_to_redact_safely_is_not_registered():
-    from agent.secrets import literal_secret
+    from agent.vault import literal_secret
     from tools.actions import Type
 
     assert literal_secret(Type(text="n", secret=True)) is None

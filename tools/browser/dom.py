@@ -1,10 +1,12 @@
 """What is under a point of the page: tag, ARIA role, accessible name and box.
 
-For step logs ("clicked the button 'Submit'") and, later, a DOM grounder. The role and
-name follow the common cases of WAI-ARIA and accname, not the whole specification: an
-explicit role wins, then the implicit role of the tag; the name comes from
-aria-labelledby, aria-label, a <label>, alt, a button's value, the text content, and
-finally title or placeholder.
+`BrowserExecutor.element_at()` answers it, so that a caller can say what a point hits
+(in a step log: "clicked the button 'Submit'"). The DOM grounder (agent/grounding/dom.py)
+goes the other way, from words to an element, with Playwright's role, label and text
+locators. The role and name here follow the common cases of WAI-ARIA and accname, not
+the whole specification: an explicit role wins, then the implicit role of the tag; the
+name comes from aria-labelledby, aria-label, a <label>, alt, a button's value, the text
+content, and finally title or placeholder.
 """
 
 from __future__ import annotations

@@ -35,15 +35,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from tools.actions import Back, BaseAction, Navigate, is_ungrounded
+from tools.actions import Back, BaseAction, Navigate
 from tools.browser.dom import ElementInfo, element_at
 from tools.browser.domains import DomainAllowlist
 from tools.browser.guard import NavigationGuard
-from tools.browser.input import DRAG_STEPS, NOTCH_PX, ActionFailed, PageInput
+from tools.browser.input import NOTCH_PX, PageInput
 from tools.browser.runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime, first_line
-from tools.browser.session import CHROMIUM_ARGS, sandbox_default
+from tools.browser.session import CHROMIUM_ARGS, LaunchOptions, sandbox_default
 from tools.browser.settle import Settler
 from tools.browser.tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
+from tools.dispatch import DRAG_STEPS, ActionFailed, Dispatcher, refuse_ungrounded
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
 
@@ -121,23 +122,27 @@ class BrowserExecutor:
         self.viewport = (int(viewport[0]), int(viewport[1]))
         self.capture: CaptureFormat = capture
         self._downloads = DownloadKeeper(Path(downloads_dir)) if downloads_dir is not None else None
-        w, h = self.viewport
+        width, height = self.viewport
         # Until the first observation, assume the screenshot Chromium will produce.
         self._geometry = Geometry(
-            (round(w * device_scale_factor), round(h * device_scale_factor)), self.viewport
+            (round(width * device_scale_factor), round(height * device_scale_factor)), self.viewport
         )
         self._input = PageInput(
             lambda x, y: self._geometry.to_device(x, y),
             allow_file=start_url is not None and urlsplit(start_url).scheme.lower() == "file",
         )
-        self._rt = BrowserRuntime(
+        self._dispatcher = Dispatcher("BrowserExecutor", self._input)
+        launch = LaunchOptions(
             executable_path=executable_path or os.environ.get(CHROMIUM_ENV) or DEFAULT_CHROMIUM,
             headless=headless,
             viewport=self.viewport,
             device_scale_factor=device_scale_factor,
             user_data_dir=Path(user_data_dir) if user_data_dir is not None else None,
-            launch_timeout_s=launch_timeout_s,
+            timeout_s=launch_timeout_s,
             sandbox=sandbox_default() if sandbox is None else sandbox,
+        )
+        self._runtime = BrowserRuntime(
+            launch,
             start_url=start_url,
             settler=Settler(quiet_ms=settle_quiet_ms, max_ms=settle_max_ms),
             downloads=self._downloads,
@@ -148,7 +153,7 @@ class BrowserExecutor:
     # -- lifecycle ------------------------------------------------------------------
 
     def __enter__(self) -> BrowserExecutor:
-        self._rt.live_page()
+        self._runtime.live_page()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -156,29 +161,29 @@ class BrowserExecutor:
 
     def close(self) -> None:
         """Close the browser and release Playwright. Safe to call more than once."""
-        self._rt.close()
+        self._runtime.close()
 
     @property
     def page(self) -> Page:
         """The Playwright page being driven (starts the browser if needed)."""
-        return self._rt.live_page()
+        return self._runtime.live_page()
 
     @property
     def browser_pid(self) -> int | None:
         """The PID of the Chromium browser process, where /proc shows it (Linux)."""
-        return self._rt.session.pid if self._rt.session is not None else None
+        return self._runtime.browser_pid
 
     @property
     def sandboxed(self) -> bool:
         """Whether Chromium runs (or will run, once started) inside its sandbox."""
-        return self._rt.sandbox
+        return self._runtime.launch.sandbox
 
     @property
     def downloads(self) -> list[Path]:
         """Files saved to `downloads_dir` so far, oldest first."""
         if self._downloads is None:
             return []
-        if self._rt.session is not None and self._rt.session.is_alive():
+        if self._runtime.alive:
             self._downloads.save_pending()
         return list(self._downloads.saved)
 
@@ -192,15 +197,15 @@ class BrowserExecutor:
         from PIL import Image
         from playwright.sync_api import Error
 
-        page = self._rt.live_page()
+        page = self._runtime.live_page()
         try:
-            shot = self._rt.take_prefetch(page) or self._screenshot(page)
+            shot = self._runtime.take_prefetch(page) or self._screenshot(page)
         except Error as exc:
-            reason = self._rt.death(exc)
+            reason = self._runtime.why_lost(exc)
             if reason is not None:
-                page = self._rt.recover(f"{reason} during a screenshot")
+                page = self._runtime.recover(f"{reason} during a screenshot")
             elif page.is_closed():  # the tab closed itself meanwhile: take the next one
-                page = self._rt.live_page()
+                page = self._runtime.live_page()
             else:
                 raise ExecutorError(f"could not screenshot {page.url} ({first_line(exc)})") from exc
             try:
@@ -209,8 +214,8 @@ class BrowserExecutor:
                 raise ExecutorError(f"could not screenshot {page.url} ({first_line(again)})") from again
         # The page may have left the allowed domains on its own since the last action (a
         # timer, a redirect): the screenshot let that news in. Show the page it was sent back to.
-        if self._rt.enforce_allowlist():
-            page = self._rt.live_page()
+        if self._runtime.enforce_allowlist():
+            page = self._runtime.live_page()
             try:
                 shot = self._screenshot(page)
             except Error as exc:
@@ -225,16 +230,15 @@ class BrowserExecutor:
         else:
             image = image.convert("RGB")
         self._geometry = Geometry(image.size, self.viewport)
-        self._rt.remember()
-        settle_ms, self._rt.settle_ms = self._rt.settle_ms, 0.0
-        settle_reason, self._rt.settle_reason = self._rt.settle_reason, None
+        self._runtime.remember()
+        settled = self._runtime.take_settle()
         return Observation(
             image=image,
             geometry=self._geometry,
             url=page.url,
             title=title,
-            settle_ms=settle_ms,
-            settle_reason=settle_reason,
+            settle_ms=settled.ms,
+            settle_reason=settled.reason,
         )
 
     def _screenshot(self, page: Page) -> bytes:
@@ -248,11 +252,11 @@ class BrowserExecutor:
         """The element under screenshot pixel (x, y) in the last observation's geometry."""
         from playwright.sync_api import Error
 
-        page = self._rt.live_page()
+        page = self._runtime.live_page()
         try:
             return element_at(page, self._geometry, x, y)
         except Error as exc:
-            reason = self._rt.death(exc)
+            reason = self._runtime.why_lost(exc)
             if reason is not None:
                 raise ExecutorError(f"{reason} while reading the page: observe() again to recover") from exc
             log.debug("element_at(%s, %s) on %s: %s", x, y, page.url, first_line(exc))
@@ -262,50 +266,43 @@ class BrowserExecutor:
 
     def tabs(self) -> list[TabInfo]:
         """The open tabs, oldest first; `active` marks the one being driven."""
-        page = self._rt.live_page()
-        return tab_infos(self._rt.context, page)
+        page = self._runtime.live_page()
+        return tab_infos(self._runtime.context, page)
 
     def switch_tab(self, index: int) -> TabInfo:
         """Make tab `index` (from `tabs()`) the one observe() and execute() drive."""
         from playwright.sync_api import Error
 
-        self._rt.live_page()
-        page = pick_tab(self._rt.context, index)
+        self._runtime.live_page()
+        page = pick_tab(self._runtime.context, index)
         with contextlib.suppress(Error):  # a crashed tab cannot come forward; live_page reopens it
             page.bring_to_front()
-        self._rt.page = page
-        self._rt.remember()
-        return tab_infos(self._rt.context, page)[index]
+        self._runtime.activate(page)
+        return tab_infos(self._runtime.context, page)[index]
 
     def close_tab(self, index: int | None = None) -> None:
         """Close tab `index` (default: the active one). If it was active, its right-hand
         neighbour (else the left) becomes active; closing the only tab leaves a blank one."""
-        active = self._rt.live_page()
-        context = self._rt.context
+        active = self._runtime.live_page()
+        context = self._runtime.context
         pages = open_pages(context)
         page = active if index is None else pick_tab(context, index)
         if page is active:
             position = pages.index(page)
             others = pages[position + 1 :] + pages[:position][::-1]
             # Open the blank tab first: a persistent profile's browser ends with its last tab.
-            self._rt.page = others[0] if others else context.new_page()
+            self._runtime.activate(others[0] if others else context.new_page())
         page.close()
-        self._rt.remember()
+        self._runtime.remember()
 
     # -- execute --------------------------------------------------------------------
 
     def execute(self, action: BaseAction) -> ActionResult:
         """Run one action and wait for the page to settle. Page failures are an unsuccessful
         result; a browser that dies a second time raises ExecutorError."""
-        handler = self._input.handler_for(action)
-        if handler is None:
-            raise ExecutorError(
-                f"BrowserExecutor cannot run {type(action).__name__}; it runs {self._input.supported()}"
-            )
-        if is_ungrounded(action):
-            return ActionResult.failure(
-                f"{action.name} names a target described in words; it must be grounded to x and y first"
-            )
+        handler = self._dispatcher.handler_for(action)
+        if (ungrounded := refuse_ungrounded(action)) is not None:
+            return ungrounded
         refusal = None
         if isinstance(action, Navigate) and self.allowlist is not None:
             refusal = self.allowlist.refusal(action.url)
@@ -328,10 +325,10 @@ class BrowserExecutor:
     def _perform(self, name: str, run: Callable[[Page], str | None]) -> ActionResult:
         from playwright.sync_api import Error
 
-        page = self._rt.live_page()
+        page = self._runtime.live_page()
         start = time.perf_counter()
         # What the guard refused while no action ran (the page's own timers) is only noted.
-        lines = [f"before this action, {refused}" for refused in self._rt.refusals()]
+        lines = [f"before this action, {refused}" for refused in self._runtime.refusals()]
 
         def result(error: str | None = None) -> ActionResult:
             text = "\n".join(lines) or None
@@ -342,27 +339,27 @@ class BrowserExecutor:
         except ActionFailed as exc:
             return result(f"{name} failed: {exc}")
         except Error as exc:
-            reason = self._rt.death(exc)
+            reason = self._runtime.why_lost(exc)
             if reason is None:
                 # A navigation the guard stopped fails in Playwright too (net::ERR_ABORTED);
                 # the guard's words say why, and the tab is put back.
-                self._rt.enforce_allowlist()
-                return result(f"{name} failed: " + (" ".join(self._rt.refusals()) or first_line(exc)))
-            self._rt.recover(f"{reason} during {name}")
-            where = self._rt.last_url or "a blank page"
+                self._runtime.enforce_allowlist()
+                return result(f"{name} failed: " + (" ".join(self._runtime.refusals()) or first_line(exc)))
+            self._runtime.recover(f"{reason} during {name}")
+            where = self._runtime.last_url or "a blank page"
             return result(
                 f"{name} was interrupted: {reason}, and Chromium was restarted at {where}; "
                 "look at the screen again before the next action"
             )
         lines += [output] if output else []
         # The active tab may have changed: a link that opened a tab settles in the new tab.
-        settle_ms = self._rt.settle()
+        settled = self._runtime.settle()
         if self._downloads is not None:
             lines += self._downloads.save_pending()
-        self._rt.remember()
-        if refused := self._rt.refusals():
+        self._runtime.remember()
+        if refused := self._runtime.refusals():
             return result(f"{name} failed: " + " ".join(refused))
-        log.debug("%s ok in %.0f ms (settle %.0f ms)", name, _since(start), settle_ms)
+        log.debug("%s ok in %.0f ms (settle %.0f ms)", name, _since(start), settled.ms)
         return result()
 
 

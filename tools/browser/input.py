@@ -1,50 +1,31 @@
 """How each GUI action becomes Playwright input on one page.
 
-Dispatch is a dict from action class to handler, looked up along the action's MRO, so
-a subclass of Click is still a click. Points arrive in screenshot pixels and are mapped
-to CSS pixels by the function the executor passes in (its current Geometry).
+`PageInput` is the browser's `tools.dispatch.ActionHandlers`: the executor's Dispatcher
+finds the method for an action. Points arrive in screenshot pixels and are mapped to CSS
+pixels by the function the executor passes in (its current Geometry).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from tools.actions import (
-    MAX_WAIT_SECONDS,
-    Back,
-    BaseAction,
-    Click,
-    Drag,
-    Fail,
-    Finish,
-    Key,
-    Move,
-    Navigate,
-    Scroll,
-    Type,
-    Wait,
-)
+from tools.actions import MAX_WAIT_SECONDS, BaseAction, Click, Drag, Key, Move, Navigate, Scroll, Type, Wait
+from tools.dispatch import DRAG_STEPS, ActionFailed
 from tools.keys import to_playwright
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-__all__ = ["DRAG_STEPS", "NOTCH_PX", "ActionFailed", "PageInput"]
+__all__ = ["NOTCH_PX", "PageInput"]
 
 NOTCH_PX = 100  # one wheel notch, in CSS pixels
-DRAG_STEPS = 10  # intermediate mousemove events, so pages see a real drag
 NAVIGATION_COMMIT_MS = 2_000
 WEB_SCHEMES = frozenset({"http", "https"})  # what navigate opens (plus about:blank)
 
-Handler = Callable[["Page", Any], "str | None"]
 ToCss = Callable[[int, int], tuple[float, float]]
-
-
-class ActionFailed(Exception):
-    """A handler's way to report a failure of the world that Playwright does not raise."""
 
 
 class PageInput:
@@ -54,25 +35,6 @@ class PageInput:
         self._to_css = to_css
         # file: pages only where the executor itself started on one (a local test page).
         self._schemes = WEB_SCHEMES | ({"file"} if allow_file else set())
-        self.handlers: dict[type[BaseAction], Handler] = {
-            Click: self.click,
-            Move: self.move,
-            Drag: self.drag,
-            Scroll: self.scroll,
-            Type: self.type,
-            Key: self.key,
-            Wait: self.wait,
-            Navigate: self.navigate,
-            Back: self.back,
-            Finish: self.nothing,
-            Fail: self.nothing,
-        }
-
-    def handler_for(self, action: BaseAction) -> Handler | None:
-        return next((self.handlers[c] for c in type(action).__mro__ if c in self.handlers), None)
-
-    def supported(self) -> str:
-        return ", ".join(sorted(c.__name__.lower() for c in self.handlers))
 
     @contextlib.contextmanager
     def _held(self, page: Page, keys: tuple[str, ...]) -> Iterator[None]:
@@ -164,7 +126,7 @@ class PageInput:
             return
         if not scheme:
             raise ActionFailed(f"{url!r} is not a URL: give a full one, such as https://example.com")
-        allowed = ", ".join(f"{s}:" for s in sorted(self._schemes)) + " and about:blank"
+        allowed = ", ".join(f"{name}:" for name in sorted(self._schemes)) + " and about:blank"
         raise ActionFailed(f"{scheme}: URLs are not allowed here; navigate opens only {allowed}")
 
     def back(self, page: Page, action: BaseAction | None = None) -> None:

@@ -16,12 +16,18 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tools.browser.guard import NavigationGuard
-from tools.browser.session import BrowserSession, Driver, launch_session, sandbox_failure, thread_driver
-from tools.browser.settle import Capture, NetworkTracker, Settler
+from tools.browser.session import (
+    BrowserSession,
+    Driver,
+    LaunchOptions,
+    launch_session,
+    sandbox_failure,
+    thread_driver,
+)
+from tools.browser.settle import NO_SETTLE, Capture, NetworkTracker, Settler, SettleResult
 from tools.browser.tabs import DownloadKeeper, open_pages
 from tools.errors import ExecutorError
 
@@ -43,45 +49,36 @@ _UNREMEMBERED = ("about:", "chrome:", "chrome-error:", "devtools:")
 
 
 class BrowserRuntime:
-    """The running browser behind an executor, and the tab it drives (`page`)."""
+    """The running browser behind an executor, and the tab it drives (the active tab).
+
+    The executor reads it through properties and changes it through methods: `live_page()`,
+    `activate(page)`, `settle()` and `take_settle()`, `recover(reason)`.
+    """
 
     def __init__(
         self,
+        launch: LaunchOptions,
         *,
-        executable_path: str,
-        headless: bool,
-        viewport: tuple[int, int],
-        device_scale_factor: float,
-        user_data_dir: Path | None,
-        launch_timeout_s: float,
-        sandbox: bool,
         start_url: str | None,
         settler: Settler,
         downloads: DownloadKeeper | None,
         capture: Callable[[Page], bytes],
         guard: NavigationGuard | None = None,
     ) -> None:
-        self.executable_path = executable_path
-        self.headless = headless
-        self.viewport = viewport
-        self.device_scale_factor = device_scale_factor
-        self.user_data_dir = user_data_dir
-        self.launch_timeout_s = launch_timeout_s
-        self.sandbox = sandbox
-        self.start_url = start_url
-        self.settler = settler
-        self.downloads = downloads
-        self.capture = capture
-        self.guard = guard
-        self.prefetch: Capture | None = None  # taken while settling, for the next observation
-        self.session: BrowserSession | None = None
-        self.network: NetworkTracker | None = None
-        self.page: Page | None = None
-        self.last_url: str | None = None
-        self.settle_ms = 0.0  # the latest settle, until an observation takes it
-        self.settle_reason: str | None = None  # why it ended: "quiet", "bound" or "error"
+        self.launch = launch
+        self._start_url = start_url
+        self._settler = settler
+        self._guard = guard
+        self._downloads = downloads
+        self._capture = capture
+        self._prefetch: Capture | None = None  # taken while settling, for the next observation
+        self._settled = NO_SETTLE  # the latest settle, until an observation takes it
+        self._session: BrowserSession | None = None
+        self._network: NetworkTracker | None = None
+        self._page: Page | None = None
+        self._last_url: str | None = None
         self._driver: Driver | None = None
-        self._binary = executable_path
+        self._binary = launch.executable_path
         self._crashed: list[Page] = []
         self._closed = False
         self._broken: str | None = None  # why this runtime gave up, once it has
@@ -89,12 +86,26 @@ class BrowserRuntime:
 
     @property
     def started(self) -> bool:
-        return self.session is not None
+        return self._session is not None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the browser has started and its process is still running."""
+        return self._session is not None and self._session.is_alive()
+
+    @property
+    def browser_pid(self) -> int | None:
+        return self._session.pid if self._session is not None else None
 
     @property
     def context(self) -> BrowserContext:
-        assert self.session is not None
-        return self.session.context
+        assert self._session is not None
+        return self._session.context
+
+    @property
+    def last_url(self) -> str | None:
+        """Where a recovery reopens the browser: the last allowed web page the tab showed."""
+        return self._last_url
 
     def live_page(self) -> Page:
         """The active tab, starting the browser or recovering from a crash if needed."""
@@ -102,19 +113,24 @@ class BrowserRuntime:
             raise ExecutorError("this BrowserExecutor is closed: create a new one")
         if self._broken is not None:
             raise ExecutorError(self._broken)
-        if self.session is None:
+        if self._session is None:
             self._start()
-        assert self.session is not None and self.page is not None
-        reason = self._death()
+        assert self._session is not None and self._page is not None
+        reason = self._why_lost()
         if reason is not None:
             return self.recover(reason)
-        if self.page.is_closed():
+        if self._page.is_closed():
             # Fall back to the newest open tab (a popup closed itself); with none, open one.
-            pages = open_pages(self.session.context)
-            self.page = pages[-1] if pages else self.session.context.new_page()
-        return self.page
+            pages = open_pages(self._session.context)
+            self._page = pages[-1] if pages else self._session.context.new_page()
+        return self._page
 
-    def death(self, error: BaseException | None = None) -> str | None:
+    def activate(self, page: Page) -> None:
+        """Make `page` the active tab, and remember its URL as the place to return to."""
+        self._page = page
+        self.remember()
+
+    def why_lost(self, error: BaseException | None = None) -> str | None:
         """Why the active tab cannot be driven any more ("the tab crashed", "the browser
         process exited"), or None while it can. Pass the Playwright error just raised.
 
@@ -122,90 +138,94 @@ class BrowserRuntime:
         call that failed because of it, so an error is a reason to look again: a call to
         the browser process (not the tab, which may be busy) lets pending events in.
         """
-        reason = self._death()
+        reason = self._why_lost()
         if reason is None and error is not None:
             from playwright.sync_api import Error
 
-            if "Target crashed" in str(error) and self.page is not None:
-                self._crashed.append(self.page)
+            if "Target crashed" in str(error) and self._page is not None:
+                self._crashed.append(self._page)
             else:
                 with contextlib.suppress(Error):
                     self.context.cookies()
-            reason = self._death()
+            reason = self._why_lost()
         return reason
 
-    def _death(self) -> str | None:
-        if self.session is None or not self.session.is_alive():
+    def _why_lost(self) -> str | None:
+        if self._session is None or not self._session.is_alive():
             return "the browser process exited"
-        if self.page is not None and self.page in self._crashed:
+        if self._page is not None and self._page in self._crashed:
             return "the tab crashed"
         return None
 
-    def settle(self) -> float:
-        """Wait for the active tab to be quiet, then hold the tabs to the allowlist;
-        remember and return how long the wait took."""
-        self.prefetch = None
-        if self.page is not None and self.network is not None and not self.page.is_closed():
-            self.settle_ms, self.settle_reason, self.prefetch = self.settler.settle(
-                self.page, self.network, self.capture
-            )
+    def settle(self) -> SettleResult:
+        """Wait for the active tab to be quiet, then hold the tabs to the allowlist; keep
+        the result for the next observation (`take_settle`), and return it."""
+        self._prefetch = None
+        if self._page is not None and self._network is not None and not self._page.is_closed():
+            self._settled, self._prefetch = self._settler.settle(self._page, self._network, self._capture)
         self.enforce_allowlist()
-        return self.settle_ms
+        return self._settled
+
+    def take_settle(self) -> SettleResult:
+        """The latest settle, once: the next call returns NO_SETTLE unless another ran."""
+        settled, self._settled = self._settled, NO_SETTLE
+        return settled
 
     def enforce_allowlist(self) -> bool:
         """Close refused popups and send back tabs that a redirect took off the allowlist;
         True if a tab changed. If the active tab was closed, its opener (else the newest
         tab) becomes the active one."""
-        if self.guard is None or self.session is None or not self.session.is_alive():
+        if self._guard is None or self._session is None or not self._session.is_alive():
             return False
-        active = self.page
-        if not self.guard.enforce(self.session.context):
+        active = self._page
+        if not self._guard.enforce(self._session.context):
             return False
-        self.prefetch = None  # it may show what the guard just undid
+        self._prefetch = None  # it may show what the guard just undid
         if active is not None and active.is_closed():
             opener = active.opener()
-            pages = open_pages(self.session.context)
+            pages = open_pages(self._session.context)
             if opener in pages:
-                self.page = opener
+                self._page = opener
             else:
-                self.page = pages[-1] if pages else self.session.context.new_page()
+                self._page = pages[-1] if pages else self._session.context.new_page()
         return True
 
     def refusals(self) -> list[str]:
         """What the guard refused since the last call (nothing without one)."""
-        return self.guard.take_refusals() if self.guard is not None else []
+        return self._guard.take_refusals() if self._guard is not None else []
 
     def take_prefetch(self, page: Page) -> bytes | None:
         """The capture taken while settling, if `page` has not changed since (and it is recent:
         a canvas or a video changes without telling us, so the capture must not grow old)."""
         from playwright.sync_api import Error
 
-        shot, self.prefetch = self.prefetch, None
-        if shot is None or self.network is None or time.perf_counter() - shot.started > CAPTURE_TTL_S:
+        shot, self._prefetch = self._prefetch, None
+        if shot is None or self._network is None or time.perf_counter() - shot.started > CAPTURE_TTL_S:
             return None
         with contextlib.suppress(Error):
-            if Settler.unchanged_since(shot, page, self.network):
+            if Settler.unchanged_since(shot, page, self._network):
                 return shot.data
         return None
 
     def remember(self) -> None:
         """Note the active tab's URL as the place to return to after a crash."""
-        if self.page is None:
+        if self._page is None:
             return
-        url = self.page.url
+        url = self._page.url
         # A refused address is never one to return to (the guard is sending the tab back).
-        if not url.startswith(_UNREMEMBERED) and (self.guard is None or self.guard.allowlist.allows(url)):
-            self.last_url = url
+        if not url.startswith(_UNREMEMBERED) and (self._guard is None or self._guard.allowlist.allows(url)):
+            self._last_url = url
 
     def _start(self) -> None:
+        launch = self.launch
         try:
             from playwright.sync_api import Error
         except ImportError as exc:
             raise ExecutorError("Playwright is not installed: pip install 'internvl-agent[browser]'") from exc
-        binary = shutil.which(self.executable_path)
+        binary = shutil.which(launch.executable_path)
         if binary is None:
             raise ExecutorError(
-                f"no Chromium executable at {self.executable_path!r}: install Debian's chromium "
+                f"no Chromium executable at {launch.executable_path!r}: install Debian's chromium "
                 f"(apt-get install chromium) or pass executable_path= (or set {CHROMIUM_ENV})"
             )
         self._binary = binary
@@ -222,75 +242,69 @@ class BrowserRuntime:
             try:
                 self._launch()
             except Error as exc:
-                why = sandbox_failure(exc) if self.sandbox else None
+                why = sandbox_failure(exc) if launch.sandbox else None
                 if why is not None:
                     raise ExecutorError(
                         f"Chromium could not start its sandbox ({why}): run as a non-root user with user "
                         "namespaces enabled (or Debian's chromium-sandbox installed), or pass "
                         "sandbox=False if this machine is already isolated (a container)"
                     ) from exc
+                profile = launch.user_data_dir
                 raise ExecutorError(
                     f"Chromium at {binary} failed to start ({first_line(exc)}): install Debian's "
                     f"chromium or pass executable_path= to a working Chromium"
-                    + ("" if self.headless else "; headless=False also needs a display ($DISPLAY)")
-                    + (f"; is {self.user_data_dir} in use by another Chromium?" if self.user_data_dir else "")
+                    + ("" if launch.headless else "; headless=False also needs a display ($DISPLAY)")
+                    + (f"; is {profile} in use by another Chromium?" if profile else "")
                 ) from exc
-            if self.start_url:
+            if self._start_url:
                 try:
-                    self._open(self.start_url)
+                    self._open(self._start_url)
                 except Error as exc:
                     raise ExecutorError(
-                        f"could not open start_url {self.start_url!r} ({first_line(exc)}): "
+                        f"could not open start_url {self._start_url!r} ({first_line(exc)}): "
                         "check the URL and that its server is running"
                     ) from exc
-                if self.guard is not None and self.page is not None and self.page.url == "about:blank":
+                if self._guard is not None and self._page is not None and self._page.url == "about:blank":
                     # The guard emptied the tab: start_url redirected off the allowed domains.
                     why = " ".join(self.refusals())
-                    raise ExecutorError(f"start_url {self.start_url!r} led off the allowed domains: {why}")
+                    raise ExecutorError(f"start_url {self._start_url!r} led off the allowed domains: {why}")
         except BaseException:
             self.close()
             raise
-        log.debug("started Chromium %s, viewport %s @%sx", binary, self.viewport, self.device_scale_factor)
+        log.debug(
+            "started Chromium %s, viewport %s @%sx", binary, launch.viewport, launch.device_scale_factor
+        )
 
     def _launch(self) -> None:
         assert self._driver is not None
-        session = launch_session(
-            self._driver.playwright,
-            binary=self._binary,
-            headless=self.headless,
-            viewport=self.viewport,
-            device_scale_factor=self.device_scale_factor,
-            user_data_dir=self.user_data_dir,
-            timeout_s=self.launch_timeout_s,
-            sandbox=self.sandbox,
-        )
-        self.session = session
-        self.network = self.settler.install(session.context)
-        if self.guard is not None:
-            self.guard.install(session.context)  # before any tab navigates
+        session = launch_session(self._driver.playwright, self.launch, binary=self._binary)
+        self._session = session
+        self._network = self._settler.install(session.context)
+        if self._guard is not None:
+            self._guard.install(session.context)  # before any tab navigates
         # A link that opens a new tab moves the agent there, as it would a person.
         session.context.on("page", self._adopt)
         existing = open_pages(session.context)  # a persistent profile opens with a tab
         for page in existing:
             self._watch(page)
-        self.page = existing[0] if existing else session.context.new_page()
+        self._page = existing[0] if existing else session.context.new_page()
 
     def _watch(self, page: Page) -> None:
         page.on("crash", self._on_crash)
-        if self.downloads is not None:
-            self.downloads.watch(page)
+        if self._downloads is not None:
+            self._downloads.watch(page)
 
     def _on_crash(self, page: Page) -> None:
         self._crashed.append(page)
 
     def _adopt(self, page: Page) -> None:
         self._watch(page)
-        if self.guard is None or self.guard.admits(page):
-            self.page = page
+        if self._guard is None or self._guard.admits(page):
+            self._page = page
 
     def _open(self, url: str) -> None:
-        assert self.page is not None
-        self.page.goto(url, wait_until="domcontentloaded")
+        assert self._page is not None
+        self._page.goto(url, wait_until="domcontentloaded")
         self.settle()
         self.remember()
 
@@ -298,46 +312,46 @@ class BrowserRuntime:
         """Reopen the last URL in a new tab (a tab crash) or a new browser (a dead one)."""
         from playwright.sync_api import Error
 
-        assert self.session is not None
-        where = self.last_url or "about:blank"
+        assert self._session is not None
+        where = self._last_url or "about:blank"
         if self._recoveries >= MAX_RECOVERIES:
             self._broken = (
                 f"Chromium failed again ({reason}) after it had already been restarted once, at "
                 f"{where}: create a new BrowserExecutor (and check the page or the machine's memory)"
             )
-            self.session.close()
+            self._session.close()
             raise ExecutorError(self._broken)
         self._recoveries += 1
         log.warning("%s; restarting at %s", reason, where)
         try:
-            if self.session.is_alive():
-                crashed = self.page
-                self.page = self.session.context.new_page()
+            if self._session.is_alive():
+                crashed = self._page
+                self._page = self._session.context.new_page()
                 if crashed is not None:
                     with contextlib.suppress(Error):
                         crashed.close()
             else:
-                self.session.close()
+                self._session.close()
                 self._launch()
             self._crashed.clear()
-            if self.last_url is not None:
-                self._open(self.last_url)
+            if self._last_url is not None:
+                self._open(self._last_url)
         except Error as exc:
             self._broken = (
                 f"Chromium could not be restarted after {reason} ({first_line(exc)}): "
                 "create a new BrowserExecutor"
             )
             raise ExecutorError(self._broken) from exc
-        assert self.page is not None
-        return self.page
+        assert self._page is not None
+        return self._page
 
     def close(self) -> None:
         self._closed = True
-        if self.session is not None:
-            self.session.close()
+        if self._session is not None:
+            self._session.close()
         if self._driver is not None:
             self._driver.release()
-        self.page = self.session = self._driver = self.network = None
+        self._page = self._session = self._driver = self._network = None
 
 
 def first_line(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "CHROMIUM_ARGS",
     "BrowserSession",
     "Driver",
+    "LaunchOptions",
     "chromium_pids",
     "launch_session",
     "sandbox_default",
@@ -139,30 +140,39 @@ class BrowserSession:
         self.connected = False
 
 
-def launch_session(
-    playwright: Playwright,
-    *,
-    binary: str,
-    headless: bool,
-    viewport: tuple[int, int],
-    device_scale_factor: float,
-    user_data_dir: Path | None,
-    timeout_s: float,
-    sandbox: bool,
-) -> BrowserSession:
-    """Launch Chromium; with `user_data_dir`, on that persistent profile."""
-    w, h = viewport
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How to launch Chromium: the executable (a name or a path), the window, the profile.
+
+    `user_data_dir` is a persistent profile (None: a fresh one each launch); `timeout_s`
+    bounds the launch; `sandbox` keeps Chromium's sandbox on (see `sandbox_default`).
+    """
+
+    executable_path: str
+    headless: bool
+    viewport: tuple[int, int]
+    device_scale_factor: float
+    user_data_dir: Path | None
+    timeout_s: float
+    sandbox: bool
+
+
+def launch_session(playwright: Playwright, launch: LaunchOptions, *, binary: str) -> BrowserSession:
+    """Launch Chromium at `binary` (`launch.executable_path` resolved); with
+    `launch.user_data_dir`, on that persistent profile."""
+    width, height = launch.viewport
+    user_data_dir = launch.user_data_dir
     options: dict[str, object] = {
         "executable_path": binary,
-        "headless": headless,
+        "headless": launch.headless,
         "args": list(CHROMIUM_ARGS),
         # Playwright adds --no-sandbox itself unless this is True.
-        "chromium_sandbox": sandbox,
-        "timeout": timeout_s * 1000,
+        "chromium_sandbox": launch.sandbox,
+        "timeout": launch.timeout_s * 1000,
     }
     context_options: dict[str, object] = {
-        "viewport": {"width": w, "height": h},
-        "device_scale_factor": device_scale_factor,
+        "viewport": {"width": width, "height": height},
+        "device_scale_factor": launch.device_scale_factor,
         "accept_downloads": True,
     }
     before = chromium_pids()
@@ -229,7 +239,7 @@ def chromium_pids() -> set[int]:
             argv = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"--remote-debugging-pipe" in argv and not any(a.startswith(b"--type=") for a in argv):
+        if b"--remote-debugging-pipe" in argv and not any(arg.startswith(b"--type=") for arg in argv):
             found.add(pid)
     # Between fork and exec, a child of the browser still shows the browser's command line.
     return {pid for pid in found if parent.get(pid) not in found}

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request
 
-__all__ = ["SETTLE_SCRIPT", "Capture", "NetworkTracker", "SettleReason", "Settler"]
+__all__ = [
+    "NO_SETTLE",
+    "SETTLE_SCRIPT",
+    "Capture",
+    "NetworkTracker",
+    "SettleReason",
+    "SettleResult",
+    "Settler",
+]
 
 SettleReason = Literal["quiet", "bound", "error"]
 
@@ -105,6 +113,18 @@ class NetworkTracker:
 
 
 @dataclass(frozen=True)
+class SettleResult:
+    """How one settle went: the milliseconds it waited, and why it ended ("quiet"; "bound":
+    `max_ms` ran out; "error": the page closed or crashed). `NO_SETTLE` where none ran."""
+
+    ms: float = 0.0
+    reason: SettleReason | None = None
+
+
+NO_SETTLE = SettleResult()
+
+
+@dataclass(frozen=True)
 class Capture:
     """A screenshot taken while the page settled; `started` is its perf_counter request time."""
 
@@ -136,10 +156,9 @@ class Settler:
 
     def settle(
         self, page: Page, network: NetworkTracker, capture: Callable[[Page], bytes] | None = None
-    ) -> tuple[float, SettleReason, Capture | None]:
-        """Wait until quiet (or `max_ms`); return the milliseconds waited, why the wait ended
-        ("quiet", "bound": `max_ms` ran out, "error": the page closed or crashed), and a
-        capture of the quiet page, if `capture` was given and the page stayed quiet after it."""
+    ) -> tuple[SettleResult, Capture | None]:
+        """Wait until quiet (or `max_ms`); return how the wait went, and a capture of the
+        quiet page, if `capture` was given and the page stayed quiet after it."""
         from playwright.sync_api import Error, TimeoutError
 
         start = time.perf_counter()
@@ -186,7 +205,7 @@ class Settler:
             shot, reason = None, "error"
         if shot is not None and reason != "quiet":
             shot = None  # stopped by the bound, not by quiet: the capture may be mid-change
-        return (time.perf_counter() - start) * 1000, reason, shot
+        return SettleResult((time.perf_counter() - start) * 1000, reason), shot
 
     @staticmethod
     def unchanged_since(shot: Capture, page: Page, network: NetworkTracker) -> bool:

@@ -19,8 +19,9 @@ Rect = tuple[int, int, int, int]  # left, top, width, height, in mss's (physical
 
 def _describe(monitors: Sequence[Mapping[str, int]]) -> str:
     return "; ".join(
-        f"{i} = {'all monitors ' if i == 0 else ''}{m['width']}x{m['height']} at ({m['left']}, {m['top']})"
-        for i, m in enumerate(monitors)
+        f"{index} = {'all monitors ' if index == 0 else ''}"
+        f"{each['width']}x{each['height']} at ({each['left']}, {each['top']})"
+        for index, each in enumerate(monitors)
     )
 
 
@@ -31,8 +32,8 @@ def monitor_rect(monitors: Sequence[Mapping[str, int]], monitor: int) -> Rect:
             f"monitor {monitor} does not exist; this screen has {_describe(monitors)}: "
             "pass one of those numbers as monitor="
         )
-    m = monitors[monitor]
-    return (m["left"], m["top"], m["width"], m["height"])
+    chosen = monitors[monitor]
+    return (chosen["left"], chosen["top"], chosen["width"], chosen["height"])
 
 
 def region_rect(monitors: Sequence[Mapping[str, int]], region: Sequence[int]) -> Rect:
@@ -58,11 +59,11 @@ def input_scale(monitors: Sequence[Mapping[str, int]], logical_size: tuple[int, 
     Equal sizes mean no scaling; a Retina primary at 2x gives 0.5.
     """
     everything = monitors[0]
-    primary = next((m for m in monitors[1:] if m.get("is_primary")), None) or next(
-        (m for m in monitors[1:] if m["left"] == 0 and m["top"] == 0), everything
+    primary = next((each for each in monitors[1:] if each.get("is_primary")), None) or next(
+        (each for each in monitors[1:] if each["left"] == 0 and each["top"] == 0), everything
     )
-    for m in (everything, primary):
-        if (m["width"], m["height"]) == tuple(logical_size):
+    for candidate in (everything, primary):
+        if (candidate["width"], candidate["height"]) == tuple(logical_size):
             return (1.0, 1.0)
     return (logical_size[0] / primary["width"], logical_size[1] / primary["height"])
 

@@ -51,9 +51,9 @@ class CannotType(Exception):
     """Text that cannot be typed (a control character, no spare keycode): a failed action."""
 
 
-def same_display(a: str, b: str) -> bool:
+def same_display(first: str, second: str) -> bool:
     """":0" and ":0.0" name the same screen."""
-    return re.sub(r"\.0$", "", a) == re.sub(r"\.0$", "", b)
+    return re.sub(r"\.0$", "", first) == re.sub(r"\.0$", "", second)
 
 
 @contextlib.contextmanager
@@ -173,13 +173,13 @@ class XKeyboard:
     """
 
     def __init__(self, xdisplay: Any) -> None:
-        self._d = xdisplay
+        self._xdisplay = xdisplay
         self._borrowed: dict[int, int] = {}  # keycode -> keysym bound there, oldest first
 
     def _keymap(self) -> tuple[dict[int, tuple[int, bool]], list[int], int]:
         """keysym -> (keycode, needs shift), the spare keycodes, and keysyms per keycode."""
-        info = self._d.display.info
-        rows = self._d.get_keyboard_mapping(info.min_keycode, info.max_keycode - info.min_keycode + 1)
+        info = self._xdisplay.display.info
+        rows = self._xdisplay.get_keyboard_mapping(info.min_keycode, info.max_keycode - info.min_keycode + 1)
         codes = [(info.min_keycode + i, row) for i, row in enumerate(rows)]
         where: dict[int, tuple[int, bool]] = {}
         # Later writes win: unshifted over shifted, then low keycodes over high ones.
@@ -214,12 +214,12 @@ class XKeyboard:
                 typed += 1
                 code, shifted = where[keysym]
                 if shifted:
-                    fake_input(self._d, X.KeyPress, shift)
-                fake_input(self._d, X.KeyPress, code)
-                fake_input(self._d, X.KeyRelease, code)
+                    fake_input(self._xdisplay, X.KeyPress, shift)
+                fake_input(self._xdisplay, X.KeyPress, code)
+                fake_input(self._xdisplay, X.KeyRelease, code)
                 if shifted:
-                    fake_input(self._d, X.KeyRelease, shift)
-                self._d.sync()
+                    fake_input(self._xdisplay, X.KeyRelease, shift)
+                self._xdisplay.sync()
             todo = todo[batch:]
 
     def _bind(self, keysyms: list[int], where: dict[int, tuple[int, bool]], spare: list[int],
@@ -227,15 +227,15 @@ class XKeyboard:
         """Bind keycodes for the longest head of `keysyms` that the spare ones allow; its length."""
         used: set[int] = set()
         bound = waited = False
-        for n, keysym in enumerate(keysyms):
+        for typable, keysym in enumerate(keysyms):
             if keysym not in where:
                 if spare:
                     code = spare.pop()
                 else:
                     # Recycle the oldest borrowed keycode that this batch does not type.
-                    code = next((c for c, k in self._borrowed.items() if k not in used), 0)
+                    code = next((old for old, held in self._borrowed.items() if held not in used), 0)
                     if not code:
-                        if n == 0:
+                        if typable == 0:
                             char = chr(keysym & 0xFFFFFF)
                             raise CannotType(f"no spare keycode on the keymap to type {char!r}")
                         break
@@ -243,25 +243,25 @@ class XKeyboard:
                     if not waited:  # let the application read keys sent with the old meaning
                         time.sleep(REBIND_WAIT_S)
                         waited = True
-                self._d.change_keyboard_mapping(code, [(keysym,) * width])
+                self._xdisplay.change_keyboard_mapping(code, [(keysym,) * width])
                 self._borrowed[code] = keysym
                 where[keysym] = (code, False)
                 bound = True
             used.add(keysym)
         else:
-            n = len(keysyms)
+            typable = len(keysyms)
         if bound:
-            self._d.sync()
+            self._xdisplay.sync()
             time.sleep(SETTLE_S)
-        return n
+        return typable
 
     def restore(self) -> None:
         """Give the borrowed keycodes back, empty, as they were."""
         if not self._borrowed:
             return
         time.sleep(REBIND_WAIT_S)
-        width = len(self._d.get_keyboard_mapping(next(iter(self._borrowed)), 1)[0])
+        width = len(self._xdisplay.get_keyboard_mapping(next(iter(self._borrowed)), 1)[0])
         for code in list(self._borrowed):
-            self._d.change_keyboard_mapping(code, [(0,) * width])
+            self._xdisplay.change_keyboard_mapping(code, [(0,) * width])
             del self._borrowed[code]
-        self._d.sync()
+        self._xdisplay.sync()
