@@ -21,13 +21,40 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body (413 above).")] = 16,
+    max_prompt_tokens: Annotated[int | None, typer.Option(
+        min=1, help="Longest prompt, images included (400 above). Default: the model's context.")] = None,
+    max_image_pixels: Annotated[int, typer.Option(
+        min=1, help="Most pixels in one image, read from its header before decoding (400 above).",
+    )] = 4096 * 4096,
+    max_queue: Annotated[int, typer.Option(
+        min=0, help="Requests that may wait while one runs; more get 503 with Retry-After.")] = 4,
+    request_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a request may take, waiting included (504 after).")] = 300.0,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds for a request's line and headers to arrive.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds for a request's body to arrive.")] = 60.0,
+    keep_alive: Annotated[float, typer.Option(
+        min=0.001, help="Seconds an idle connection stays open.")] = 5.0,
+    max_connections: Annotated[int, typer.Option(min=1, help="Open connections at most (503 above).")] = 64,
+    shutdown_grace: Annotated[float, typer.Option(
+        min=0, help="On SIGTERM, seconds the request in flight may go on before it is stopped.")] = 2.0,
 ) -> None:
-    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models),
+    with limits that bad or slow requests cannot get past."""
     from model.internvl import InternVLModel
+    from model.server import ServerLimits
     from model.server import serve as serve_model
 
+    limits = ServerLimits(
+        max_body_bytes=int(max_body_mb * 2**20), max_prompt_tokens=max_prompt_tokens,
+        max_image_pixels=max_image_pixels, max_queue=max_queue, request_timeout_s=request_timeout,
+        header_timeout_s=header_timeout, body_timeout_s=body_timeout, keep_alive_s=keep_alive,
+        max_connections=max_connections, shutdown_grace_s=shutdown_grace,
+    )
     quiet_transformers()
-    serve_model(InternVLModel.from_pretrained(model), host=host, port=port)
+    serve_model(InternVLModel.from_pretrained(model), host=host, port=port, limits=limits)
 
 
 @app.command()
