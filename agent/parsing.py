@@ -12,33 +12,37 @@ The first format that appears decides: a malformed `<tool_call>` is reported to 
 rather than silently replaced by some other match further down. Points arrive in
 InternVL's 0..1000 space and leave as pixels of the screenshot (`image_size`), converted
 by `tools.coordinates`, the one owner of that rule.
+
+Only the start of a reply is read (20,000 characters, of them 6,000 brackets and quotes:
+`agent.parse_reply`), in time linear in its length: brackets are matched for every start
+point in one pass (`agent.parse_brackets`), and what `json` and `ast` may be handed is
+budgeted. When a longer reply yields no action, the feedback says where it was cut and
+asks for one short action.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import json
+import functools
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from agent.parse_reply import READ_ERRORS, CodeLimit, ReadLimit, Reply
 from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, BaseAction
-from tools.coordinates import BOX_RE, MAX_SCAN, MODEL_SPACE_MAX, in_model_space, short_repr, to_pixels
+from tools.coordinates import BOX_RE, MODEL_SPACE_MAX, in_model_space, short_repr, to_pixels
 from tools.errors import ParseError
 from tools.registry import ToolRegistry
 from tools.validation import format_validation_error
 
 __all__ = ["EXAMPLE", "ParseError", "parse_action"]
 
-_MAX_TRIES = 48  # candidate positions tried per format, so hostile input stays linear-ish
+_MAX_TRIES = 48  # candidate positions tried per format: each may be decoded, and decoding costs
 EXAMPLE = '<tool_call>{"name": "click", "arguments": {"x": 500, "y": 300}}</tool_call>'
-
-# Anything that a malformed literal can make the standard library raise while reading it.
-_READ_ERRORS = (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError)
+_SHORT = "answer with one short action"  # asked of a reply that was cut or too much to read
 
 _GUI_MODELS: dict[str, type[BaseModel]] = {
     cls.model_fields["action"].default: cls for cls in GUI_ACTION_CLASSES
@@ -59,9 +63,15 @@ _POSITIONAL: dict[str, tuple[str, ...]] = {
 
 _TOOL_CALL_RE = re.compile(r"<tool_call>", re.IGNORECASE)
 _OBJECT_RE = re.compile(r"\{\s*[\"']")
-_CALL_RE = re.compile(r"(?<![\w-])([A-Za-z_]\w{0,63})\(")
-_SIGNIFICANT = {"{": re.compile(r"[\\\"'{}]"), "(": re.compile(r"[\\\"'()]")}
-_DECODER = json.JSONDecoder()
+_NAME = r"[A-Za-z_]\w{0,63}"
+_CALL_RE = re.compile(rf"(?<![\w-])({_NAME})\(")
+
+
+@functools.lru_cache(maxsize=64)
+def _known_call_re(names: frozenset[str]) -> re.Pattern[str]:
+    """`_CALL_RE` for these names only, so that a reply full of other calls is passed over in C."""
+    spelled = sorted((name for name in names if re.fullmatch(_NAME, name)), key=len, reverse=True)
+    return re.compile(rf"(?<![\w-])({'|'.join(map(re.escape, spelled)) or '(?!)'})\(")
 
 
 @dataclass(frozen=True)
@@ -99,120 +109,76 @@ def parse_action(
     if not all(isinstance(side, int) and side >= 1 for side in (width, height)):
         raise ValueError(f"image_size must be two positive ints (width, height), got {image_size!r}")
     space = _Space.of(registry)
-    scanned = text[:MAX_SCAN] if isinstance(text, str) else ""
-    candidate = _first_candidate(scanned, space)
-    if candidate is None:
-        raise _feedback("no action found", space)
-    if candidate.error is not None or candidate.payload is None:
-        raise _feedback(candidate.error or "no action found", space)
+    reply = Reply(text)
+    try:
+        candidate = _first_candidate(reply, space)
+    except ReadLimit:
+        raise _feedback("too much to read: the reply nests or repeats itself", space, note=_SHORT) from None
+    if candidate is None or candidate.error is not None or candidate.payload is None:
+        problem = (candidate.error if candidate else None) or "no action found"
+        cut = f"the reply was cut at {len(reply.text)} characters: {_SHORT}" if reply.cut else None
+        raise _feedback(problem, space, note=cut)
     return _validate(candidate.payload, space, (width, height))
 
 
 # -- messages -------------------------------------------------------------------------------
 
 
-def _feedback(problem: str, space: _Space) -> ParseError:
+def _feedback(problem: str, space: _Space, *, note: str | None = None) -> ParseError:
+    """`problem` (and `note`, kept whole), the valid action names and an example."""
     names = ", ".join(sorted(space.models))
     if len(names) > 220:
         names = names[:217].rsplit(",", 1)[0] + ", ..."
-    problem = problem if len(problem) <= 240 else problem[:237] + "..."
-    return ParseError(f"{problem.rstrip('.')}. Valid actions: {names}. Write one action, e.g. {EXAMPLE}")
+    note = f"; {note}" if note else ""
+    room = 240 - len(note)
+    problem = problem if len(problem) <= room else problem[: room - 3] + "..."
+    problem = problem.rstrip(".")
+    return ParseError(f"{problem}{note}. Valid actions: {names}. Write one action, e.g. {EXAMPLE}")
 
 
 # -- finding candidates ----------------------------------------------------------------------
 
 
-def _first_candidate(text: str, space: _Space) -> _Candidate | None:
+def _first_candidate(reply: Reply, space: _Space) -> _Candidate | None:
     """The action in the first format that appears, most preferred format first.
 
     An unknown call such as `tap(1, 2)` is looked for last, only so that it gets
     "unknown action 'tap'" instead of silence.
     """
     return (
-        _find_tool_call(text)
-        or _find_json_object(text)
-        or _find_call(text, space, known=True)
-        or _find_box(text)
-        or _find_call(text, space, known=False)
+        _find_tool_call(reply)
+        or _find_json_object(reply)
+        or _find_call(reply, space, known=True)
+        or _find_box(reply.text)
+        or _find_call(reply, space, known=False)
     )
 
 
-def _find_tool_call(text: str) -> _Candidate | None:
+def _find_tool_call(reply: Reply) -> _Candidate | None:
     """The payload of the first `<tool_call>`, or why it is unreadable; None without one."""
-    match = _TOOL_CALL_RE.search(text)
+    match = _TOOL_CALL_RE.search(reply.text)
     if match is None:
         return None
     # The closing tag is optional: generation often stops right before it.
-    start = text.find("{", match.end(), match.end() + 200)
-    value = _read_object(text, start) if start >= 0 else None
-    candidate = _payload(value) if value is not None else None
+    start = reply.text.find("{", match.end(), match.end() + 200)
+    value = reply.read_object(start) if start >= 0 else None
+    candidate = _payload(value, reply) if value is not None else None
     return candidate or _Candidate(error='<tool_call> must hold {"name": ..., "arguments": {...}}')
 
 
-def _find_json_object(text: str) -> _Candidate | None:
+def _find_json_object(reply: Reply) -> _Candidate | None:
     """The first JSON object that names an action (or names one badly), or None."""
-    for tries, match in enumerate(_OBJECT_RE.finditer(text)):
+    for tries, match in enumerate(_OBJECT_RE.finditer(reply.text)):
         if tries >= _MAX_TRIES:
             return None
-        value = _read_object(text, match.start())
-        candidate = _payload(value) if value is not None else None
+        value = reply.read_object(match.start())
+        candidate = _payload(value, reply) if value is not None else None
         if candidate is not None:
             return candidate
     return None
 
 
-def _read_object(text: str, start: int) -> Any:
-    """The JSON (or Python-literal) object starting at `start`, or None."""
-    try:
-        value, _ = _DECODER.raw_decode(text, start)
-        return value
-    except _READ_ERRORS:
-        pass
-    end = _closing(text, start, "{", "}")
-    if end is None:
-        return None
-    try:  # models often write Python literals (True, None, single quotes) inside the braces
-        return ast.literal_eval(_parse(text[start:end]))
-    except _READ_ERRORS:
-        return None
-
-
-def _parse(source: str) -> ast.expr:
-    """ast-parse one expression; nothing is evaluated.
-
-    Warnings ("invalid escape sequence") are silenced so that the result does not depend
-    on the process's warning filters, and model output never prints to the console.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ast.parse(source, mode="eval").body
-
-
-def _closing(text: str, start: int, open_: str, close: str) -> int | None:
-    """Index just past the bracket that closes text[start], skipping quoted strings."""
-    depth, quote, escaped = 0, "", -1
-    # Jump from one significant character to the next: long prose costs regex time only.
-    for match in _SIGNIFICANT[open_].finditer(text, start):
-        index, char = match.start(), match.group()
-        if index == escaped:
-            continue
-        if quote:
-            if char == "\\":
-                escaped = index + 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == open_:
-            depth += 1
-        elif char == close:
-            depth -= 1
-            if depth == 0:
-                return index + 1
-    return None
-
-
-def _payload(value: Any) -> _Candidate | None:
+def _payload(value: Any, reply: Reply) -> _Candidate | None:
     """Flatten `{"name", "arguments"}` or `{"action", ...}` into `{"action": name, **args}`."""
     if not isinstance(value, dict):
         return None
@@ -233,8 +199,8 @@ def _payload(value: Any) -> _Candidate | None:
         args = {key: argument for key, argument in value.items() if key != "name"}
     if isinstance(args, str):  # OpenAI sends arguments as a JSON string
         try:
-            args = json.loads(args) if args.strip() else {}
-        except _READ_ERRORS:
+            args = reply.loads(args) if args.strip() else {}
+        except READ_ERRORS:
             return _Candidate(error=f"{short_repr(name)}: 'arguments' is not valid JSON")
     if args is None:
         args = {}
@@ -245,42 +211,47 @@ def _payload(value: Any) -> _Candidate | None:
     return _Candidate(payload={**args, "action": name})
 
 
-def _find_call(text: str, space: _Space, *, known: bool) -> _Candidate | None:
+def _find_call(reply: Reply, space: _Space, *, known: bool) -> _Candidate | None:
     """The first call `name(...)` of a known (or, with `known=False`, an unknown) action, or None.
 
     A known call that is unreadable is reported; an unreadable unknown one is skipped.
     """
+    if known and not any(f"{name}(" in reply.text for name in space.models):
+        return None
     tries = 0
-    for match in _CALL_RE.finditer(text):
+    calls = _known_call_re(frozenset(space.models)) if known else _CALL_RE
+    for match in calls.finditer(reply.text):
         name = match.group(1)
         if (name in space.models) != known:
             continue
         tries += 1
         if tries > _MAX_TRIES:
             return None
-        end = _closing(text, match.end() - 1, "(", ")")
+        end = reply.closing(match.end() - 1)
         if end is None:
             if known:
                 return _Candidate(error=f"{name}(...) is missing its closing parenthesis")
             continue
-        candidate = _read_call(name, text[match.start() : end], space)
+        candidate = _read_call(name, reply.text[match.start() : end], space, reply)
         if known or candidate.payload is not None:
             return candidate
     return None
 
 
-def _read_call(name: str, source: str, space: _Space) -> _Candidate:
+def _read_call(name: str, source: str, space: _Space, reply: Reply) -> _Candidate:
     """`name(args)` -> payload, reading each argument with ast.literal_eval: nothing is run."""
     try:
-        call = _parse(source)
-    except _READ_ERRORS:
+        call = reply.parse(source)
+    except CodeLimit:
+        return _Candidate(error=f"{name}(...) is too long to read; write {name}(field=value, ...), short")
+    except READ_ERRORS:
         return _Candidate(error=f"{name}(...) is not a valid call; write {name}(field=value, ...)")
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
         return _Candidate(error=f"{name}(...) is not a valid call; write {name}(field=value, ...)")
     try:
         args = [ast.literal_eval(node) for node in call.args]
         kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-    except _READ_ERRORS:  # Starred, **kw, names, calls, operators: code, not values
+    except READ_ERRORS:  # Starred, **kw, names, calls, operators: code, not values
         return _Candidate(error=f"{name}: argument values must be literals (numbers, strings, lists)")
     if None in kwargs:
         return _Candidate(error=f"{name}: argument values must be literals (numbers, strings, lists)")
@@ -348,7 +319,7 @@ def _validate(payload: dict[Any, Any], space: _Space, size: tuple[int, int]) -> 
     except ValidationError as exc:
         detail = format_validation_error(exc, action=name, model=space.models[name])
         raise _feedback(f"{name}: {detail}", space) from None
-    except _READ_ERRORS as exc:  # a validator choking on an exotic literal
+    except READ_ERRORS as exc:  # a validator choking on an exotic literal
         raise _feedback(f"{name}: invalid arguments ({type(exc).__name__})", space) from None
     try:  # every action is written to the trajectory, so it must encode ("\\udc00" in JSON won't)
         action.model_dump_json()
