@@ -37,20 +37,26 @@ ALLOW = Verdict("allow")
 
 
 class SafetyPolicy:
-    """`allowed_domains`: the only sites the run may visit (None: any). `confirm_when`: a rule
-    for actions that need a person's OK. `loop_limit`: repeats of one action on an unchanged
-    screen that end the run (None: never)."""
+    """`allowed_domains`: the only sites the run may visit (None: any). `strict`: hold every
+    request of a page to them too, not only the pages themselves; the policy carries it so
+    that one setting reaches the browser (`BrowserExecutor(strict=policy.strict)`), which
+    enforces it. `confirm_when`: a rule for actions that need a person's OK. `loop_limit`:
+    repeats of one action on an unchanged screen that end the run (None: never)."""
 
     def __init__(
         self,
         *,
         allowed_domains: Iterable[str] | None = None,
+        strict: bool = False,
         confirm_when: ConfirmRule | None = None,
         loop_limit: int | None = 3,
     ) -> None:
         if loop_limit is not None and loop_limit < 2:
             raise ValueError("loop_limit must be at least 2 (or None to turn the loop detector off)")
+        if strict and allowed_domains is None:
+            raise ValueError("strict=True holds requests to allowed_domains: pass allowed_domains too")
         self.allowlist = DomainAllowlist(allowed_domains) if allowed_domains is not None else None
+        self.strict = strict
         self.confirm_when = confirm_when
         self.loop_limit = loop_limit
 

@@ -1,25 +1,23 @@
 """BrowserExecutor(allowed_domains=...): Chromium itself refuses to take a tab off the allowlist.
 
-A real Chromium and a real HTTP server, no mocks. The server listens on 127.0.0.1 only, and
-two host names reach it: 127.0.0.1 (allowed) and localhost (refused). It logs the Host
-header of every request, so a test can show that no request for the refused host was ever
-sent, and serves tests/pages with {{offsite}} replaced by http://localhost:PORT, plus
-/redirect?to=PATH, a 302 to the refused host. tests/pages/offsite.html lists the ways out.
+A real Chromium and real HTTP servers, no mocks (tests/helpers/offsite.py): one reached as
+127.0.0.1 (allowed), one as localhost (refused), each logging every request, so a test can
+show that no request for the refused host was ever sent. They serve tests/pages with
+{{offsite}} replaced by the refused origin, plus /redirect?to=PATH, a 302 to the refused
+host. tests/pages/offsite.html lists the ways out; tests/security/test_allowlist_leaks.py
+counts connections too, and covers strict mode.
 """
 
 from __future__ import annotations
 
-import http.server
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.helpers.http import serving
+from tests.helpers.offsite import ALLOWED, REFUSAL, OffsiteSite, offsite_site, row
 from tools.actions import Back, Click, Navigate, Wait
 from tools.browser import BrowserExecutor
 from tools.browser.domains import DomainAllowlist
@@ -31,88 +29,26 @@ KillBrowser = Callable[[BrowserExecutor], int]  # the fixture in conftest.py
 pytestmark = pytest.mark.browser
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
-ALLOWED = ["127.0.0.1"]
-REFUSAL = "localhost is not on the allowed domains (127.0.0.1): stay on those"
-TYPES = {".html": "text/html", ".js": "text/javascript", ".svg": "image/svg+xml"}
-
-
-def row(index: int) -> tuple[int, int]:
-    """Centre of offsite.html's element in `index` (see the comment in that page)."""
-    return 120, 35 + 40 * index
-
 
 LINK, POPUP_LINK, REDIRECT_LINK, REDIRECT_POPUP_LINK, SCRIPT, OPEN, TIMER, FORM, ALLOWED_LINK, COUNTER = (
     row(i) for i in range(10)
 )
 
 
-class OffsiteServer:
-    """One ThreadingHTTPServer on 127.0.0.1, reached as 127.0.0.1 and as localhost."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []  # (host name, path), in arrival order
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):  # not files alone: it logs hosts, redirects
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                host = urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
-                with server._lock:
-                    server.requests.append((host, self.path))
-                parts = urlsplit(self.path)
-                if parts.path == "/redirect":
-                    self.send_response(302)
-                    self.send_header("Location", server.offsite + parse_qs(parts.query)["to"][0])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                file = PAGES / parts.path.lstrip("/")
-                if parts.path.count("/") != 1 or file.suffix not in TYPES or not file.is_file():
-                    self.send_error(404)
-                    return
-                body = file.read_text().replace("{{offsite}}", server.offsite).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", TYPES[file.suffix])
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.handler = Handler
-        self.allowed = self.offsite = ""  # set once it listens
-
-    def listening_on(self, port: int) -> None:
-        self.allowed = f"http://127.0.0.1:{port}"
-        self.offsite = f"http://localhost:{port}"
-
-    def to(self, host: str) -> list[str]:
-        """The paths requested so far through host name `host`."""
-        with self._lock:
-            return [path for h, path in self.requests if h == host]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.requests.clear()
+@pytest.fixture(scope="module")
+def server() -> Iterator[OffsiteSite]:
+    with offsite_site() as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[OffsiteServer]:
-    server = OffsiteServer()
-    with serving(server.handler) as httpd:
-        server.listening_on(httpd.server_address[1])
-        yield server
-
-
-@pytest.fixture(scope="module")
-def guarded(server: OffsiteServer) -> Iterator[BrowserExecutor]:
+def guarded(server: OffsiteSite) -> Iterator[BrowserExecutor]:
     with BrowserExecutor(start_url=f"{server.allowed}/offsite.html", allowed_domains=ALLOWED) as executor:
         yield executor
 
 
 @pytest.fixture
-def launcher(guarded: BrowserExecutor, server: OffsiteServer) -> BrowserExecutor:
+def launcher(guarded: BrowserExecutor, server: OffsiteSite) -> BrowserExecutor:
     """The shared executor with one tab, on offsite.html, and an empty request log."""
     while len(guarded.tabs()) > 1:
         guarded.close_tab(len(guarded.tabs()) - 1)
@@ -122,7 +58,7 @@ def launcher(guarded: BrowserExecutor, server: OffsiteServer) -> BrowserExecutor
     return guarded
 
 
-def assert_kept_on_launcher(executor: BrowserExecutor, server: OffsiteServer) -> None:
+def assert_kept_on_launcher(executor: BrowserExecutor, server: OffsiteSite) -> None:
     """The one tab shows offsite.html, and the executor still works on it."""
     observation = executor.observe()
     assert observation.url == f"{server.allowed}/offsite.html"
@@ -133,7 +69,7 @@ def assert_kept_on_launcher(executor: BrowserExecutor, server: OffsiteServer) ->
 
 
 def assert_refused(
-    result_error: str | None, server: OffsiteServer, *, query: str = "", new_tab: bool = False
+    result_error: str | None, server: OffsiteSite, *, query: str = "", new_tab: bool = False
 ) -> None:
     assert result_error is not None
     url = f"{server.offsite}/offsite-landing.html{query}"
@@ -150,7 +86,7 @@ def assert_refused(
     ],
 )
 def test_a_navigation_to_a_refused_host_is_never_sent_and_the_action_fails(
-    launcher: BrowserExecutor, server: OffsiteServer, point: tuple[int, int], query: str
+    launcher: BrowserExecutor, server: OffsiteSite, point: tuple[int, int], query: str
 ) -> None:
     result = launcher.execute(Click(x=point[0], y=point[1]))
 
@@ -163,7 +99,7 @@ def test_a_navigation_to_a_refused_host_is_never_sent_and_the_action_fails(
 
 
 def test_a_meta_refresh_to_a_refused_host_is_never_sent(
-    launcher: BrowserExecutor, server: OffsiteServer
+    launcher: BrowserExecutor, server: OffsiteSite
 ) -> None:
     url = f"{server.allowed}/offsite-refresh.html"
     result = launcher.execute(Navigate(url=url))
@@ -180,7 +116,7 @@ def test_a_meta_refresh_to_a_refused_host_is_never_sent(
     "point", [pytest.param(POPUP_LINK, id="target-blank"), pytest.param(OPEN, id="window-open")]
 )
 def test_a_popup_to_a_refused_host_is_never_sent_and_its_tab_is_closed(
-    launcher: BrowserExecutor, server: OffsiteServer, point: tuple[int, int]
+    launcher: BrowserExecutor, server: OffsiteSite, point: tuple[int, int]
 ) -> None:
     result = launcher.execute(Click(x=point[0], y=point[1]))
 
@@ -191,40 +127,41 @@ def test_a_popup_to_a_refused_host_is_never_sent_and_its_tab_is_closed(
     assert_kept_on_launcher(launcher, server)
 
 
-def test_a_redirect_to_a_refused_host_is_sent_back_and_the_action_fails(
-    launcher: BrowserExecutor, server: OffsiteServer
+def test_a_redirect_to_a_refused_host_is_never_followed_and_the_tab_shows_a_block_page(
+    launcher: BrowserExecutor, server: OffsiteSite
 ) -> None:
-    # Playwright's driver continues a redirect's later hops without asking any route, so the
-    # request to the refused host does leave; the guard sends the tab back once it commits.
+    # Each hop is checked before it is requested: the 302's Location is read, not followed.
     result = launcher.execute(Click(x=REDIRECT_LINK[0], y=REDIRECT_LINK[1]))
 
     assert not result.ok and result.error is not None
-    assert f"the tab went to {server.offsite}/offsite-landing.html: {REFUSAL}" in result.error
-    assert f"It was sent back to {server.allowed}/offsite.html." in result.error
-    assert server.to("localhost") == ["/offsite-landing.html"]
-    assert_kept_on_launcher(launcher, server)
-    # Forward leads to the refused page again: now a plain navigation, which the route stops.
-    server.clear()
-    forward = launcher.forward()
-    assert not forward.ok
-    assert_refused(forward.error, server)
+    redirector = f"{server.allowed}/redirect?to=/offsite-landing.html"
+    landing = f"{server.offsite}/offsite-landing.html"
+    refused = f"the browser refused to follow a redirect from {redirector} to {landing}: {REFUSAL}."
+    assert refused in result.error
+    assert "The tab shows a page that says so." in result.error
+    observation = launcher.observe()
+    assert (observation.url, observation.title) == (redirector, "Blocked: localhost")
+    assert "localhost is blocked" in launcher.page.inner_text("body")
     assert server.to("localhost") == []
-    assert launcher.observe().url == f"{server.allowed}/offsite.html"
+    back = launcher.execute(Back())
+    assert back.ok, back.error
+    assert_kept_on_launcher(launcher, server)
 
 
 def test_a_redirect_in_a_new_tab_to_a_refused_host_closes_that_tab(
-    launcher: BrowserExecutor, server: OffsiteServer
+    launcher: BrowserExecutor, server: OffsiteSite
 ) -> None:
     result = launcher.execute(Click(x=REDIRECT_POPUP_LINK[0], y=REDIRECT_POPUP_LINK[1]))
 
     assert not result.ok and result.error is not None
     landing = f"{server.offsite}/offsite-landing.html"
-    assert f"the tab went to {landing}: {REFUSAL}. That tab was closed." in result.error
+    assert f"to {landing} in a new tab: {REFUSAL}. That tab was closed." in result.error
+    assert server.to("localhost") == []
     assert_kept_on_launcher(launcher, server)
 
 
 def test_navigate_to_a_refused_address_fails_without_any_request(
-    launcher: BrowserExecutor, server: OffsiteServer
+    launcher: BrowserExecutor, server: OffsiteSite
 ) -> None:
     for url, why in [
         (f"{server.offsite}/offsite-landing.html", REFUSAL),
@@ -239,7 +176,7 @@ def test_navigate_to_a_refused_address_fails_without_any_request(
 
 
 def test_a_refusal_between_actions_is_kept_off_the_screen_and_noted_by_the_next_action(
-    launcher: BrowserExecutor, server: OffsiteServer
+    launcher: BrowserExecutor, server: OffsiteSite
 ) -> None:
     assert launcher.execute(Click(x=TIMER[0], y=TIMER[1])).ok  # the page leaves 300 ms later
     time.sleep(0.6)
@@ -253,7 +190,7 @@ def test_a_refusal_between_actions_is_kept_off_the_screen_and_noted_by_the_next_
     assert server.to("localhost") == []
 
 
-def test_allowed_navigation_still_works(launcher: BrowserExecutor, server: OffsiteServer) -> None:
+def test_allowed_navigation_still_works(launcher: BrowserExecutor, server: OffsiteSite) -> None:
     clicked = launcher.execute(Click(x=ALLOWED_LINK[0], y=ALLOWED_LINK[1]))
     assert clicked.ok, clicked.error
     assert launcher.observe().title == "Second page"
@@ -268,7 +205,7 @@ def test_allowed_navigation_still_works(launcher: BrowserExecutor, server: Offsi
 
 
 def test_subresources_and_iframes_from_a_refused_host_still_load(
-    launcher: BrowserExecutor, server: OffsiteServer
+    launcher: BrowserExecutor, server: OffsiteSite
 ) -> None:
     # allowed_domains holds the tabs' addresses, not what an allowed page loads or embeds.
     result = launcher.execute(Navigate(url=f"{server.allowed}/offsite-embeds.html"))
@@ -283,7 +220,7 @@ def test_subresources_and_iframes_from_a_refused_host_still_load(
     assert launcher.observe().url == f"{server.allowed}/offsite-embeds.html"
 
 
-def test_a_refused_start_url_is_an_executor_error_before_any_request(server: OffsiteServer) -> None:
+def test_a_refused_start_url_is_an_executor_error_before_any_request(server: OffsiteSite) -> None:
     server.clear()
     with pytest.raises(ExecutorError, match=f"start_url .* is off the allowed domains: {re.escape(REFUSAL)}"):
         BrowserExecutor(start_url=f"{server.offsite}/offsite-landing.html", allowed_domains=ALLOWED)
@@ -293,19 +230,21 @@ def test_a_refused_start_url_is_an_executor_error_before_any_request(server: Off
     assert server.requests == []
 
 
-def test_a_start_url_that_redirects_off_the_allowlist_is_an_executor_error(server: OffsiteServer) -> None:
+def test_a_start_url_that_redirects_off_the_allowlist_is_an_executor_error(server: OffsiteSite) -> None:
+    server.clear()
     executor = BrowserExecutor(
         start_url=f"{server.allowed}/redirect?to=/offsite-landing.html", allowed_domains=ALLOWED
     )
-    off = f"led off the allowed domains: the tab went to .*{re.escape(REFUSAL)}"
+    off = f"led off the allowed domains: the browser refused to follow a redirect .*{re.escape(REFUSAL)}"
     with pytest.raises(ExecutorError, match=off):
         executor.observe()
     with pytest.raises(ExecutorError, match="closed"):  # it gave up and closed
         executor.observe()
+    assert server.to("localhost") == []
 
 
 def test_a_start_page_that_tries_to_leave_still_starts_and_the_first_action_says_so(
-    server: OffsiteServer,
+    server: OffsiteSite,
 ) -> None:
     url = f"{server.allowed}/offsite-refresh.html"  # its meta refresh is refused
     with BrowserExecutor(start_url=url, allowed_domains=ALLOWED) as executor:
@@ -319,7 +258,7 @@ def test_a_start_page_that_tries_to_leave_still_starts_and_the_first_action_says
     )
 
 
-def test_a_relaunched_browser_keeps_the_guard(server: OffsiteServer, kill_browser: KillBrowser) -> None:
+def test_a_relaunched_browser_keeps_the_guard(server: OffsiteSite, kill_browser: KillBrowser) -> None:
     with BrowserExecutor(start_url=f"{server.allowed}/offsite.html", allowed_domains=ALLOWED) as executor:
         executor.observe()
         kill_browser(executor)
@@ -331,8 +270,9 @@ def test_a_relaunched_browser_keeps_the_guard(server: OffsiteServer, kill_browse
             assert not result.ok
             assert_refused(result.error, server, new_tab=new_tab)
         redirected = executor.execute(Click(x=REDIRECT_LINK[0], y=REDIRECT_LINK[1]))
-        assert not redirected.ok and "It was sent back to" in (redirected.error or "")
-        assert server.to("localhost") == ["/offsite-landing.html"]  # the redirect's hop only
+        assert not redirected.ok and "refused to follow a redirect" in (redirected.error or "")
+        assert executor.execute(Back()).ok
+        assert server.to("localhost") == []
         assert_kept_on_launcher(executor, server)
 
 
@@ -358,9 +298,22 @@ def test_a_relaunched_browser_keeps_the_guard(server: OffsiteServer, kill_browse
         "http://[::1]/",
     ],
 )
-def test_the_route_pattern_lets_only_allowed_urls_skip_python(url: str) -> None:
+def test_the_offsite_pattern_matches_every_url_the_allowlist_may_refuse(url: str) -> None:
     allowlist = DomainAllowlist(["127.0.0.1", "example.org", "::1"])
 
-    skips_python = offsite_pattern(allowlist.domains).search(url) is None
+    unmatched = offsite_pattern(allowlist.domains).search(url) is None
 
-    assert not skips_python or allowlist.allows(url)
+    assert not unmatched or allowlist.allows(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ws://127.0.0.1:8000/ws", "wss://shop.example.org/", "ws://localhost/", "ws://127.0.0.1.evil.net/",
+     "wss://evil.net/?example.org", "ws://user@127.0.0.1/", "http://127.0.0.1/", "ws://[::1]/"],
+)
+def test_strict_mode_routes_every_websocket_the_allowlist_may_refuse(url: str) -> None:
+    allowlist = DomainAllowlist(["127.0.0.1", "example.org", "::1"])
+
+    unrouted = offsite_pattern(allowlist.domains, "wss?").search(url) is None
+
+    assert not unrouted or allowlist.allows(re.sub(r"^ws", "http", url))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tools.browser.domains import DomainAllowlist
+from tools.browser.hops import abort_code, block_page, connect_policy, next_page, with_policy
 from tools.errors import AgentError
 
 ALLOWLIST = DomainAllowlist(["example.org", "bücher.de", "127.0.0.1", "::1"])
@@ -81,3 +82,49 @@ def test_names_that_the_two_idna_standards_encode_apart_are_refused():
         assert not allowlist.allows(f"https://{host}/"), host
     with pytest.raises(AgentError):
         DomainAllowlist(["straße.de"])
+
+
+# -- the allowlist in the browser's words (tools/browser/hops.py) --------------------------
+
+
+def test_the_block_page_names_the_refused_host_and_escapes_what_it_shows():
+    page = block_page("http://127.0.0.1/r", "http://evil.net/<script>", "evil.net is not allowed")
+
+    assert "<title>Blocked: evil.net</title>" in page and "<h1>evil.net is blocked</h1>" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_next_hop_page_goes_on_by_script_and_without_one():
+    page = next_page('http://127.0.0.1/a?b="c"</script>')
+
+    assert 'location.replace("http://127.0.0.1/a?b=\\"c\\"\\u003c/script>")' in page
+    assert page.count("</script>") == 1  # the target cannot close the script early
+    shown = "http://127.0.0.1/a?b=&quot;c&quot;&lt;/script&gt;"
+    assert f'<meta http-equiv="refresh" content="0; url={shown}">' in page
+
+
+def test_the_connect_policy_names_each_allowed_host_for_every_scheme():
+    policy = connect_policy(ALLOWLIST)
+
+    assert policy.startswith("connect-src 'self' blob: data: ")
+    for source in ("http://example.org:*", "wss://*.example.org:*", "https://xn--bcher-kva.de:*",
+                   "ws://127.0.0.1:*"):
+        assert source in policy.split()
+    assert "127.0.0.1.*" not in policy and "::1" not in policy and "*.127" not in policy
+
+
+def test_a_page_keeps_its_own_policy_beside_the_added_one():
+    headers = with_policy({"Content-Security-Policy": "script-src 'self'", "x": "y"}, "connect-src 'self'")
+
+    assert headers == {"x": "y", "content-security-policy": "script-src 'self', connect-src 'self'"}
+    assert with_policy({}, "connect-src 'self'") == {"content-security-policy": "connect-src 'self'"}
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    ("connect ECONNREFUSED 127.0.0.1:9", "connectionrefused"),
+    ("getaddrinfo ENOTFOUND nowhere.invalid", "namenotresolved"),
+    ("Timeout 30000ms exceeded", "timedout"),
+    ("something else", "failed"),
+])
+def test_a_failed_fetch_fails_the_request_with_chromiums_matching_error(message, code):
+    assert abort_code(RuntimeError(message)) == code

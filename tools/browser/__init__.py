@@ -7,7 +7,10 @@
     input     how each GUI action becomes Playwright input on one page
     tabs      the context's tabs and saved downloads
     dom       what is under a point: tag, role, accessible name, box
-    guard     Chromium refusing navigations off the allowlist
+    text      the text a page shows (expect_text steps)
+    guard     Chromium refusing navigations off the allowlist (and, strict, every request)
+    redirects each redirect hop of a tab checked before Chromium follows it
+    hops      a new tab's first page fetched hop by hop, each Location checked
     domains   the allowlist itself (also used by agent.safety)
 
 Nothing here imports Playwright at module level: `import tools.browser` is cheap.

@@ -20,7 +20,8 @@ browser that cannot start, raises ExecutorError.
 
 With `allowed_domains`, Chromium itself refuses to take a tab off those domains, whatever
 the model does (tools/browser/guard.py): the action that led there fails, saying what was
-refused, and the tab stays on (or is sent back to) the allowed page it was on.
+refused, and the tab stays on the allowed page it was on (or shows a block page in place of
+a redirect that was not followed). `strict=True` holds every request of the page to them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from tools.browser.runtime import CHROMIUM_ENV, DEFAULT_CHROMIUM, BrowserRuntime
 from tools.browser.session import CHROMIUM_ARGS, LaunchOptions, sandbox_default
 from tools.browser.settle import Settler
 from tools.browser.tabs import DownloadKeeper, TabInfo, open_pages, pick_tab, tab_infos
+from tools.browser.text import page_text
 from tools.dispatch import DRAG_STEPS, ActionFailed, Dispatcher, refuse_ungrounded
 from tools.errors import ExecutorError
 from tools.executor import ActionResult, Geometry, Observation
@@ -90,9 +92,13 @@ class BrowserExecutor:
                       where Chromium cannot start it; True or False force it on or off
     allowed_domains   the only sites a tab may show (as in tools/browser/domains.py; None: any): Chromium
                       refuses top-level navigations elsewhere (links, scripts, meta refresh,
-                      popups), a redirect there is sent back, and the action fails saying so.
-                      Subresources and iframes are not restricted. start_url must be allowed,
-                      so a file: one is refused (file: has no domain: serve the page over http)
+                      popups, each redirect hop) before any request or preconnect (network
+                      prediction is turned off, in user_data_dir's Preferences if given), and
+                      the action fails saying so. start_url must be allowed, so a file: one is
+                      refused (file: has no domain: serve the page over http)
+    strict            with allowed_domains: every request of the page too (images, scripts,
+                      styles, fetch, beacons, iframes, websockets; service workers are off).
+                      Default False: subresources and iframes are not restricted
     """
 
     def __init__(
@@ -111,12 +117,15 @@ class BrowserExecutor:
         launch_timeout_s: float = 30,
         sandbox: bool | None = None,
         allowed_domains: Iterable[str] | None = None,
+        strict: bool = False,
     ) -> None:
         if viewport[0] <= 0 or viewport[1] <= 0 or device_scale_factor <= 0:
             raise ValueError("viewport sizes and device_scale_factor must be positive")
         if capture not in ("png", "jpeg"):
             raise ValueError(f"capture must be 'png' or 'jpeg', not {capture!r}")
         self.allowlist = DomainAllowlist(allowed_domains) if allowed_domains is not None else None
+        if strict and self.allowlist is None:
+            raise ValueError("strict=True holds requests to allowed_domains: pass allowed_domains too")
         if self.allowlist is not None and start_url and (why := self.allowlist.refusal(start_url)):
             raise ExecutorError(f"start_url {start_url!r} is off the allowed domains: {why}")
         self.viewport = (int(viewport[0]), int(viewport[1]))
@@ -140,6 +149,8 @@ class BrowserExecutor:
             user_data_dir=Path(user_data_dir) if user_data_dir is not None else None,
             timeout_s=launch_timeout_s,
             sandbox=sandbox_default() if sandbox is None else sandbox,
+            network_prediction=self.allowlist is None,  # no preconnect to a refused host
+            block_service_workers=strict,
         )
         self._runtime = BrowserRuntime(
             launch,
@@ -147,7 +158,7 @@ class BrowserExecutor:
             settler=Settler(quiet_ms=settle_quiet_ms, max_ms=settle_max_ms),
             downloads=self._downloads,
             capture=self._screenshot,
-            guard=NavigationGuard(self.allowlist) if self.allowlist is not None else None,
+            guard=NavigationGuard(self.allowlist, strict=strict) if self.allowlist is not None else None,
         )
 
     # -- lifecycle ------------------------------------------------------------------
@@ -261,6 +272,10 @@ class BrowserExecutor:
                 raise ExecutorError(f"{reason} while reading the page: observe() again to recover") from exc
             log.debug("element_at(%s, %s) on %s: %s", x, y, page.url, first_line(exc))
             return None  # mid-navigation: there is no document to ask yet
+
+    def visible_text(self) -> str:
+        """The text the page shows (rendered text of the page and its frames, whitespace collapsed)."""
+        return page_text(self._runtime.live_page())
 
     # -- tabs -----------------------------------------------------------------------
 

@@ -6,7 +6,10 @@ one such failure per executor by reopening the last URL, in a new tab or a relau
 browser. A second failure, or a browser that cannot start, raises ExecutorError.
 
 With a NavigationGuard (tools/browser/guard.py), every context it launches (a relaunch
-too) refuses navigations off the allowlist, and each settle ends by enforcing it.
+too) refuses requests off the allowlist, and each settle ends by enforcing it. A start_url
+that the guard stops from loading (a redirect hop or a script that leaves the allowed
+domains) fails at once, naming the refused address, instead of waiting for a load that never
+comes.
 """
 
 from __future__ import annotations
@@ -258,16 +261,18 @@ class BrowserRuntime:
                 ) from exc
             if self._start_url:
                 try:
-                    self._open(self._start_url)
+                    stopped = self._open(self._start_url)
                 except Error as exc:
                     raise ExecutorError(
                         f"could not open start_url {self._start_url!r} ({first_line(exc)}): "
                         "check the URL and that its server is running"
                     ) from exc
-                if self._guard is not None and self._page is not None and self._page.url == "about:blank":
-                    # The guard emptied the tab: start_url redirected off the allowed domains.
-                    why = " ".join(self.refusals())
-                    raise ExecutorError(f"start_url {self._start_url!r} led off the allowed domains: {why}")
+                if stopped is not None:
+                    # A redirect hop, or the page's own script while it loaded, led off the
+                    # allowed domains: the start page never loaded as itself.
+                    raise ExecutorError(
+                        f"start_url {self._start_url!r} led off the allowed domains: {stopped}"
+                    )
         except BaseException:
             self.close()
             raise
@@ -302,11 +307,19 @@ class BrowserRuntime:
         if self._guard is None or self._guard.admits(page):
             self._page = page
 
-    def _open(self, url: str) -> None:
+    def _open(self, url: str) -> str | None:
+        """Open `url` in the active tab and settle; what the guard refused, if that stopped
+        the page from loading (see NavigationGuard.open)."""
         assert self._page is not None
-        self._page.goto(url, wait_until="domcontentloaded")
-        self.settle()
-        self.remember()
+        stopped = None
+        if self._guard is not None:
+            stopped = self._guard.open(self._page, url)
+        else:
+            self._page.goto(url, wait_until="domcontentloaded")
+        if stopped is None:
+            self.settle()
+            self.remember()
+        return stopped
 
     def recover(self, reason: str) -> Page:
         """Reopen the last URL in a new tab (a tab crash) or a new browser (a dead one)."""

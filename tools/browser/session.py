@@ -6,10 +6,14 @@ Nothing here imports Playwright at module level; the executor calls in lazily.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,7 @@ __all__ = [
     "LaunchOptions",
     "chromium_pids",
     "launch_session",
+    "quiet_profile",
     "sandbox_default",
     "sandbox_failure",
     "thread_driver",
@@ -45,6 +50,12 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-quic",
 )
 ACTION_TIMEOUT_MS = 30_000
+# Chromium preconnects to a link's origin when a navigation starts (before any route sees the
+# request), and on hover and pointer-down: a TCP connection, and on a real network a DNS
+# lookup, to a host the allowlist then refuses. No command-line switch turns that off in
+# Chromium 156; the profile preference behind "Preload pages" (2: never) does, DNS prefetch
+# included. So a launch with `network_prediction=False` runs on a profile that sets it.
+QUIET_PREFERENCES: dict[str, dict[str, object]] = {"net": {"network_prediction_options": 2}}
 
 
 def sandbox_default() -> bool:
@@ -123,6 +134,7 @@ class BrowserSession:
     browser: Browser | None
     pid: int | None
     connected: bool = field(default=True)
+    scratch_profile: Path | None = None  # a profile made for this launch, removed on close
 
     def _lost(self, *_: object) -> None:
         self.connected = False
@@ -138,6 +150,10 @@ class BrowserSession:
             with contextlib.suppress(Exception):
                 self.browser.close()
         self.connected = False
+        if self.scratch_profile is not None:
+            # A killed browser's utility processes may still write into it for a moment:
+            # what they leave is removed again when Python exits.
+            shutil.rmtree(self.scratch_profile, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,9 @@ class LaunchOptions:
 
     `user_data_dir` is a persistent profile (None: a fresh one each launch); `timeout_s`
     bounds the launch; `sandbox` keeps Chromium's sandbox on (see `sandbox_default`).
+    `network_prediction=False` turns off preconnect and DNS prefetch (QUIET_PREFERENCES,
+    written into the profile: a scratch one when `user_data_dir` is None), and
+    `block_service_workers` keeps pages from registering service workers.
     """
 
     executable_path: str
@@ -155,6 +174,8 @@ class LaunchOptions:
     user_data_dir: Path | None
     timeout_s: float
     sandbox: bool
+    network_prediction: bool = True
+    block_service_workers: bool = False
 
 
 def launch_session(playwright: Playwright, launch: LaunchOptions, *, binary: str) -> BrowserSession:
@@ -174,19 +195,33 @@ def launch_session(playwright: Playwright, launch: LaunchOptions, *, binary: str
         "viewport": {"width": width, "height": height},
         "device_scale_factor": launch.device_scale_factor,
         "accept_downloads": True,
+        "service_workers": "block" if launch.block_service_workers else "allow",
     }
     before = chromium_pids()
+    scratch = None
+    if user_data_dir is None and not launch.network_prediction:
+        # Preferences live in a profile, and Playwright's own fresh profile cannot be
+        # written before launch: use a scratch one, removed with the session.
+        user_data_dir = scratch = Path(tempfile.mkdtemp(prefix="internvl-agent-profile-"))
+        _scratch_profiles.append(scratch)
     if user_data_dir is not None:
         try:
             user_data_dir.mkdir(parents=True, exist_ok=True)
+            if not launch.network_prediction:
+                quiet_profile(user_data_dir)
         except OSError as exc:
             raise ExecutorError(
                 f"cannot use user_data_dir {str(user_data_dir)!r} as the Chromium profile "
                 f"({exc.strerror or exc}): pass a directory you can write to"
             ) from exc
-        context = playwright.chromium.launch_persistent_context(
-            str(user_data_dir), **options, **context_options  # type: ignore[arg-type]
-        )
+        try:
+            context = playwright.chromium.launch_persistent_context(
+                str(user_data_dir), **options, **context_options  # type: ignore[arg-type]
+            )
+        except BaseException:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
         browser = context.browser
     else:
         browser = playwright.chromium.launch(**options)  # type: ignore[arg-type]
@@ -199,12 +234,40 @@ def launch_session(playwright: Playwright, launch: LaunchOptions, *, binary: str
     # Launches in one thread are sequential, so the one new browser process is ours. With
     # several threads launching at once the diff is ambiguous, and the PID stays unknown.
     new = chromium_pids() - before
-    session = BrowserSession(context=context, browser=browser, pid=new.pop() if len(new) == 1 else None)
+    session = BrowserSession(
+        context=context, browser=browser, pid=new.pop() if len(new) == 1 else None, scratch_profile=scratch
+    )
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.on("close", session._lost)
     if browser is not None:
         browser.on("disconnected", session._lost)
     return session
+
+
+_scratch_profiles: list[Path] = []
+
+
+@atexit.register
+def _remove_scratch_profiles() -> None:
+    for path in _scratch_profiles:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def quiet_profile(user_data_dir: Path) -> None:
+    """Merge QUIET_PREFERENCES into the profile's Preferences (kept if it has others)."""
+    path = user_data_dir / "Default" / "Preferences"
+    try:
+        prefs = json.loads(path.read_text())
+    except (OSError, ValueError):
+        prefs = {}
+    if not isinstance(prefs, dict):
+        prefs = {}
+    for section, values in QUIET_PREFERENCES.items():
+        if not isinstance(prefs.get(section), dict):
+            prefs[section] = {}
+        prefs[section].update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(prefs))
 
 
 def chromium_pids() -> set[int]:
