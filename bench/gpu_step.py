@@ -14,17 +14,15 @@ Phases, timed with CUDA events (perf_counter on the CPU):
     total        vision + prefill + decode, our loop
     generate     model.generate() on the same inputs (min_new_tokens = max_new_tokens), the baseline
 
-The roofline of a phase is max(FLOPs / peak FLOP/s, bytes / memory bandwidth), and a whole
-step's is the sum of its phases' (bound "phases" in the table). FLOPs count the matmuls
-(2 x Linear weights x tokens) plus attention (4 x context x width per token and
-layer, halved under the causal mask in prefill), and the bytes of the weights read once plus
-the KV cache read (decode) or written (prefill). Efficiency = roofline / measured. The peaks
-default to an H100 SXM's dense bf16 and HBM3 figures; pass your device's with --peak-flops
-and --bandwidth (the CPU's are much lower, so its efficiencies are not meaningful).
+A phase's roofline is max(FLOPs / peak FLOP/s, bytes / bandwidth); a step's is the sum of
+its phases' ("phases" in the table). FLOPs: the matmuls (2 x Linear weights x tokens) plus
+attention (4 x context x width per token and layer, halved under the causal mask in
+prefill); bytes: the weights read once plus the KV cache read (decode) or written (prefill).
+Efficiency = roofline / measured. The peaks default to an H100 SXM's dense bf16 and HBM3;
+pass yours with --peak-flops and --bandwidth (on the CPU, efficiencies mean little).
 
-It needs only torch, transformers (5.x), numpy and, for the screenshot, Pillow (without it,
-random tiles of the same shape stand in). It imports model/architectures.py and
-model/preprocess.py, which import nothing else at module level. Run it from anywhere:
+It needs only torch, transformers (5.x), numpy and, for the screenshot, Pillow (random tiles
+of the same shape stand in without it), and imports only model/ modules. Run it from anywhere:
 
     python bench/gpu_step.py                       # 8b then 2b, bf16, on CUDA
     python bench/gpu_step.py --models 1b --steps 1 --device cpu
@@ -340,27 +338,16 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     models_help = "comma-separated: 1b,2b,8b,9b,14b,38b,78b (default 8b,2b on CUDA; 1b on the CPU)"
     parser.add_argument("--models", default=None, help=models_help)
-    parser.add_argument(
-        "--steps", type=int, default=3, help="steps per model; the first is a warm-up (default 3)"
-    )
+    parser.add_argument("--steps", type=int, default=3, help="steps per model, 1st a warm-up (default 3)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
                         help="default bfloat16 on CUDA, float32 on the CPU")  # fmt: skip
-    parser.add_argument(
-        "--tiles",
-        type=int,
-        default=6,
-        help="max tiles per screenshot, as InternVL's max_num: the grid is chosen as the agent "
-        "does, plus a thumbnail (default 6)",
-    )
+    parser.add_argument("--tiles", type=int, default=6, help="max tiles per screenshot, as InternVL's "
+                        "max_num: the grid is chosen as the agent does, plus a thumbnail (default 6)")
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument(
-        "--prompt-tokens", type=int, default=64, help="text tokens around the image (default 64)"
-    )
+    parser.add_argument("--prompt-tokens", type=int, default=64, help="text tokens around the image")
     parser.add_argument("--attn", default="sdpa", help="attn_implementation (default sdpa)")
-    parser.add_argument(
-        "--peak-flops", type=float, default=989e12, help="FLOP/s (default: H100 SXM dense bf16)"
-    )
+    parser.add_argument("--peak-flops", type=float, default=989e12, help="FLOP/s (default: H100 SXM, bf16)")
     parser.add_argument("--bandwidth", type=float, default=3.35e12, help="bytes/s (default: H100 SXM HBM3)")
     args = parser.parse_args(argv)
     args.device = torch.device(args.device)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.base import Completion, GenerationConfig
+from model.cache import Prefiller, PrefixCache, TileCache
 from model.catalog import resolve_model
 from model.generation import TextPieces, TokenClock, cancel_criteria, left_padded, run_streaming
 from model.loading import Quantization, check_architecture, check_quantization, load
@@ -49,12 +50,22 @@ class _Decoded:
     rows: list[list[int]]
     copies: int  # output rows per prompt
     first_token_at: float | None
+    saved: dict[str, int]  # what the caches saved: tiles_computed, tiles_reused, prefix_tokens_reused
 
 
 class InternVLModel:
     """A VisionLanguageModel over a loaded InternVLForConditionalGeneration and its tokenizer."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, max_tiles: int = 12) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        max_tiles: int = 12,
+        tile_cache_mb: float = 256,
+        prefix_cache: bool = True,
+    ) -> None:
         self.name = name
         self.max_tiles = max_tiles
         self._model = model
@@ -83,6 +94,19 @@ class InternVLModel:
         self._skip_on_decode = {
             int(i) for i, token in tokenizer.added_tokens_decoder.items() if token.special
         } - keep
+        # model.cache: vision features per tile (0 MB turns it off) and the system prompt's KV.
+        self._prefiller: Prefiller | None = None
+        if tile_cache_mb > 0 or prefix_cache:
+            self._prefiller = Prefiller(
+                model,
+                tiles=TileCache(int(tile_cache_mb * 2**20)) if tile_cache_mb > 0 else None,
+                prefixes=PrefixCache() if prefix_cache else None,
+            )
+
+    @property
+    def caches(self) -> Prefiller | None:
+        """The tile and prefix caches (model.cache), or None when both are off."""
+        return self._prefiller
 
     @property
     def tokenizer(self) -> Any:
@@ -113,6 +137,8 @@ class InternVLModel:
         num_gpus: int | None = None,
         quantization: Quantization | None = None,
         attn_implementation: str | None = None,
+        tile_cache_mb: float = 256,
+        prefix_cache: bool = True,
     ) -> InternVLModel:
         """Load "tiny", a short name, a cached hub id or a folder (see model.catalog).
 
@@ -122,6 +148,8 @@ class InternVLModel:
         used as given. `quantization="8bit"` or `"4bit"` loads the decoder's weights
         through bitsandbytes (CUDA only). Attention is FlashAttention-2 on a GPU when
         flash_attn is installed, else SDPA, unless `attn_implementation` says otherwise.
+        `tile_cache_mb` bounds the vision-tile cache (0 turns it off), and `prefix_cache`
+        keeps the system prompt's KV cache between calls (model.cache).
         """
         check_quantization(quantization)
         path = resolve_model(name_or_path)
@@ -135,7 +163,14 @@ class InternVLModel:
             quantization=quantization,
             attn_implementation=attn_implementation,
         )
-        return cls(model, tokenizer, name=name_or_path, max_tiles=max_tiles)
+        return cls(
+            model,
+            tokenizer,
+            name=name_or_path,
+            max_tiles=max_tiles,
+            tile_cache_mb=tile_cache_mb,
+            prefix_cache=prefix_cache,
+        )
 
     # -- prompt ----------------------------------------------------------------------------
 
@@ -202,6 +237,7 @@ class InternVLModel:
                         "preprocess_ms": (prepared - started) * 1000,
                         "num_tiles": prompt.num_tiles,
                         "batch_size": len(prompts),
+                        **decoded.saved,
                     },
                 )
             )
@@ -253,7 +289,11 @@ class InternVLModel:
         # Each prompt `copies` times in a row, ids and tiles alike: generate's own expansion
         # (num_return_sequences) of pixel_values has differed between transformers versions.
         rows_in = [prompt for prompt in prompts for _ in range(copies)]
+        # One row goes through the caches (model.cache); a batch keeps generate's own path.
+        cached = self._prefiller if len(rows_in) == 1 else None
         inputs = left_padded(rows_in, pad_id=self._pad_id, device=device, dtype=self._model.dtype)
+        tiles = sum(p.num_tiles for p in rows_in)
+        saved = {"tiles_computed": tiles, "tiles_reused": 0, "prefix_tokens_reused": 0}
         # A fresh config, and every setting that changes the reply given explicitly: generate
         # fills the unset ones from model.generation_config, then from library defaults (top_k=50).
         hf_config = HFGenerationConfig(
@@ -283,6 +323,8 @@ class InternVLModel:
             with rng, torch.inference_mode():
                 if seeded:
                     torch.manual_seed(config.seed)
+                if cached is not None:
+                    inputs, saved = self._prefilled(rows_in[0], inputs, cached)
                 output = self._model.generate(
                     **inputs, generation_config=hf_config, streamer=clock, stopping_criteria=criteria
                 )
@@ -293,7 +335,23 @@ class InternVLModel:
                 "send smaller screenshots, or use a smaller model"
             ) from exc
         rows = output[:, inputs["input_ids"].shape[1] :].tolist()
-        return _Decoded(rows, copies, clock.first_token_at)
+        return _Decoded(rows, copies, clock.first_token_at, saved)
+
+    def _prefilled(
+        self, prompt: Prompt, inputs: dict[str, Any], prefiller: Prefiller
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        """generate's inputs continuing from a KV cache of all prompt ids but the last."""
+        done = prefiller.prefill(
+            prompt.ids, prompt.pixel_values, prefix_len=prompt.prefix_len, image_token_id=self.image_token_id
+        )
+        inputs = {k: v for k, v in inputs.items() if k != "pixel_values"}
+        inputs[prefiller.cache_kw] = done.cache
+        saved = {
+            "tiles_computed": done.tiles_computed,
+            "tiles_reused": done.tiles_reused,
+            "prefix_tokens_reused": done.prefix_tokens_reused,
+        }
+        return inputs, saved
 
     def _reply(self, row: list[int]) -> tuple[str, int, str]:
         """The text of one output row, its token count (through <|im_end|>), and why it ended."""

@@ -46,11 +46,16 @@ _CONTROL_TOKENS = (
 
 @dataclass(frozen=True)
 class Prompt:
-    """Token ids, the stacked image tiles (or None), and how many of the ids stand for images."""
+    """Token ids, the stacked image tiles (or None), and how many of the ids stand for images.
+
+    `prefix_len` counts the ids of the leading system turns (through their closing newline),
+    cut before the first image: the part that repeats at every step of a run.
+    """
 
     ids: list[int]
     pixel_values: np.ndarray | None
     image_tokens: int
+    prefix_len: int = 0
 
     @property
     def num_tiles(self) -> int:
@@ -111,6 +116,8 @@ class PromptBuilder:
         tiles: list[np.ndarray] = []
         image_tokens = 0
         text = ""  # text is tokenized in runs between special tokens, as the tokenizer itself would
+        prefix_len: int | None = None
+        first_image: int | None = None
 
         def flush() -> None:
             nonlocal text
@@ -119,6 +126,8 @@ class PromptBuilder:
 
         for message in keep_latest_images(messages, keep_images):
             flush()
+            if prefix_len is None and message.role != "system":
+                prefix_len = len(ids)
             ids.append(self._turn_id)
             text = f"{message.role}\n"
             labelled = len(message.images) > 1
@@ -131,6 +140,7 @@ class PromptBuilder:
                 if labelled:
                     text += image_label(k)
                 flush()
+                first_image = len(ids) if first_image is None else first_image
                 image = self._tile(part)
                 tiles.append(image)
                 span = [self.start_id, *[self.context_id] * (self.tokens_per_tile * len(image)), self.end_id]
@@ -141,11 +151,15 @@ class PromptBuilder:
             ids.append(self.stop_id)
             text = "\n"
         flush()
+        if prefix_len is None:
+            prefix_len = len(ids)
+        if first_image is not None:
+            prefix_len = min(prefix_len, first_image)
         ids.append(self._turn_id)
         ids.extend(self.encode("assistant\n"))
         # One image's tiles as they are: a copy would page-fault in another 30 MB a step.
         pixels = (tiles[0] if len(tiles) == 1 else np.concatenate(tiles)) if tiles else None
-        return Prompt(ids, pixels, image_tokens)
+        return Prompt(ids, pixels, image_tokens, prefix_len)
 
     def encode(self, text: str) -> list[int]:
         """Ids of plain text; a control token written in the text is spelled out, not obeyed."""
