@@ -45,6 +45,8 @@ def test_a_click_on_a_target_in_words_lands_on_it(playground, tmp_path, box_of):
     step = Trajectory.read_steps(trajectory.run_dir)[0]
     assert step.action["target"] == "the Click me button"  # the record keeps what the model said
     x, y = step.grounded["the Click me button"]
+    assert step.grounding["the Click me button"]["point"] == [x, y]
+    assert step.grounding["the Click me button"]["source"] == "model"
     assert playground.page.evaluate(f"document.elementFromPoint({x}, {y}).id") == "button"
     finish = Trajectory.read_steps(trajectory.run_dir)[1]
     assert step.timings_ms["ground"] >= 0 and "ground" not in finish.timings_ms and finish.grounded is None
@@ -69,7 +71,8 @@ def test_a_drag_between_two_targets_grounds_both_ends(playground, box_of):
     (drag,), found = ground(Drag(start="the Drag me box", end="the Drop here box"), observation, grounder)
 
     assert set(found) == {"the Drag me box", "the Drop here box"}
-    assert [list(drag.start), list(drag.end)] == [found["the Drag me box"], found["the Drop here box"]]
+    assert [drag.start, drag.end] == [found["the Drag me box"].point, found["the Drop here box"].point]
+    assert {g.source for g in found.values()} == {"model"}
     assert playground.execute(drag).ok
     assert playground.page.evaluate("window.state.drag.dropTarget") == "drop"
 
@@ -82,8 +85,9 @@ def test_an_answer_without_a_box_is_a_grounding_error_that_says_what_to_do(playg
 
 def test_the_box_centre_is_the_point_and_corners_may_come_in_any_order(playground):
     grounder = ModelGrounder(ScriptedModel(["<box>[[500, 1000, 0, 0]]</box>"]))
-    box = grounder.locate(playground.observe(), "the top-left quarter")
-    assert box == Box(0, 0, 640, 719) and box.center == (320, 359)
+    found = grounder.locate(playground.observe(), "the top-left quarter")
+    assert found.box == Box(0, 0, 640, 719) and found.point == found.center == (320, 359)
+    assert (found.source, found.score) == ("model", 0.5)
     corner = ModelGrounder(ScriptedModel(["[[0,0,0,0]]"]))
     (click,), _ = ground(Click(target="x"), playground.observe(), corner)
     assert (click.x, click.y, click.target) == (0, 0, None)
