@@ -19,6 +19,7 @@ and bad arguments are worded by `tools.validation`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -31,7 +32,8 @@ from typing import Annotated, Any, Literal, TypeVar, Union, overload
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, GUI_ACTION_NAMES, BaseAction
+from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, GUI_ACTION_NAMES, BaseAction, Fail, Finish
+from tools.context import RunContext, ToolRetry, is_context_type
 from tools.docstrings import parse_docstring
 from tools.executor import ActionResult
 from tools.schema import openai_function
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 # OpenAI's rule for function names, so every tool can be exported as-is.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MODEL_ATTR = "__tool_model__"
+_PARALLEL_ATTR = "__tool_parallel__"
+_CONTEXT_PARAM: dict[type[BaseModel], str] = {}  # tool model -> its RunContext parameter, if any
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
@@ -66,8 +70,6 @@ def _build_model(fn: Callable[..., Any], name: str | None) -> type[ToolAction]:
     name = name if name is not None else getattr(fn, "__name__", "")
     if not _NAME_RE.match(name):
         raise TypeError(f"tool name {name!r} must match [A-Za-z0-9_-]{{1,64}}; pass @tool(name=...)")
-    if inspect.iscoroutinefunction(fn):
-        raise TypeError(f"tool {name!r} is async; tools are plain functions (wrap it with asyncio.run)")
     doc = inspect.getdoc(fn)
     description, param_docs = parse_docstring(doc or "")
     if not description:
@@ -77,12 +79,16 @@ def _build_model(fn: Callable[..., Any], name: str | None) -> type[ToolAction]:
     except Exception as exc:  # unresolvable forward references and the like
         raise TypeError(f"tool {name!r}: cannot resolve its type hints ({exc})") from exc
     fields: dict[str, Any] = {}
+    context: str | None = None
     params = inspect.signature(fn).parameters.values()
     for param in params:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"tool {name!r}: *{param.name} is not supported; list each parameter")
         if param.name not in hints:
             raise TypeError(f"tool {name!r}: parameter {param.name!r} needs a type annotation")
+        if is_context_type(hints[param.name]):  # filled by the agent, never shown to the model
+            context = param.name
+            continue
         if param.name == "action" or param.name.startswith("_"):
             raise TypeError(f"tool {name!r}: rename parameter {param.name!r} (reserved or private)")
         if isinstance(param.default, FieldInfo):
@@ -98,7 +104,7 @@ def _build_model(fn: Callable[..., Any], name: str | None) -> type[ToolAction]:
         )
         fields[field_name] = (hints[param.name], info)
     try:
-        return create_model(  # type: ignore[call-overload, no-any-return]
+        model: type[ToolAction] = create_model(  # type: ignore[call-overload]
             _class_name(name),
             __base__=ToolAction,
             __doc__=description,
@@ -108,6 +114,9 @@ def _build_model(fn: Callable[..., Any], name: str | None) -> type[ToolAction]:
         )
     except Exception as exc:  # a type pydantic cannot validate is a developer bug
         raise TypeError(f"tool {name!r}: cannot build its argument model ({exc})") from exc
+    if context is not None:
+        _CONTEXT_PARAM[model] = context
+    return model
 
 
 def tool_model(fn: Callable[..., Any]) -> type[ToolAction] | None:
@@ -116,14 +125,20 @@ def tool_model(fn: Callable[..., Any]) -> type[ToolAction] | None:
 
 
 @overload
-def tool(fn: _Function, *, name: str | None = None) -> _Function: ...
+def tool(fn: _Function, *, name: str | None = None, parallel: bool = False) -> _Function: ...
 @overload
-def tool(fn: None = None, *, name: str | None = None) -> Callable[[_Function], _Function]: ...
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Attach a pydantic model to `fn` and return `fn` unchanged. Use as `@tool` or `@tool(name=...)`."""
+def tool(
+    fn: None = None, *, name: str | None = None, parallel: bool = False
+) -> Callable[[_Function], _Function]: ...
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, parallel: bool = False) -> Any:
+    """Attach a pydantic model to `fn` and return `fn` unchanged. Use as `@tool` or `@tool(name=...)`.
+
+    `fn` may be `async def`. With `parallel=True`, calls of it in one reply may run at the same
+    time (threads for a plain function, the event loop for an async one)."""
 
     def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
         setattr(function, _MODEL_ATTR, _build_model(function, name))
+        setattr(function, _PARALLEL_ATTR, parallel)
         return function
 
     return wrap(fn) if fn is not None else wrap
@@ -154,6 +169,8 @@ class ToolRegistry:
     def __init__(self, tools: Iterable[Callable[..., Any]] = ()) -> None:
         self._tools: dict[str, tuple[Callable[..., Any], type[ToolAction]]] = {}
         self._adapter: TypeAdapter[Any] | None = None
+        self._screenless: TypeAdapter[Any] | None = None
+        self.finish: type[Finish] = Finish  # replaced by a typed finish (agent.outputs)
         for fn in tools:
             self.add(fn)
 
@@ -168,8 +185,20 @@ class ToolRegistry:
         if name in self._tools:
             raise ValueError(f"a tool named {name!r} is already registered; use @tool(name=...)")
         self._tools[name] = (fn, model)
-        self._adapter = None  # the union changed
+        self._adapter = self._screenless = None  # the union changed
         return fn
+
+    def derive(self, *, finish: type[Finish] | None = None) -> ToolRegistry:
+        """A copy with the same tools, whose `finish` is `finish` (a typed answer) if given."""
+        copy = ToolRegistry()
+        copy._tools = dict(self._tools)
+        copy.finish = finish if finish is not None else self.finish
+        return copy
+
+    def is_parallel(self, name: str) -> bool:
+        """Whether calls of the tool `name` may run at the same time as others (@tool(parallel=True))."""
+        fn = self._tools[name][0] if name in self._tools else None
+        return bool(getattr(fn, _PARALLEL_ATTR, False))
 
     @overload
     def tool(self, fn: _Function, *, name: str | None = None) -> _Function: ...
@@ -202,22 +231,67 @@ class ToolRegistry:
             raise KeyError(f"no tool named {name!r}; registered: {', '.join(self._tools) or 'none'}")
         return self._tools[name][1]
 
-    def union_adapter(self) -> TypeAdapter[Any]:
-        """A TypeAdapter over the GUI actions and every tool model, tagged by `action`."""
-        if not self._tools:
+    def union_adapter(self, *, gui: bool = True) -> TypeAdapter[Any]:
+        """A TypeAdapter over the GUI actions (or, with `gui=False`, only finish and fail) and
+        every tool model, tagged by `action`."""
+        if gui and not self._tools and self.finish is Finish:
             return ACTION_ADAPTER
-        if self._adapter is None:
-            members = (*GUI_ACTION_CLASSES, *(model for _, model in self._tools.values()))
-            self._adapter = TypeAdapter(Annotated[Union[members], Field(discriminator="action")])  # noqa: UP007
-        return self._adapter
+        cached = self._adapter if gui else self._screenless
+        if cached is None:
+            gui_classes = [self.finish if cls is Finish else cls for cls in GUI_ACTION_CLASSES]
+            base = gui_classes if gui else [self.finish, Fail]
+            members = (*base, *(model for _, model in self._tools.values()))
+            cached = TypeAdapter(Annotated[Union[members], Field(discriminator="action")])  # noqa: UP007
+            if gui:
+                self._adapter = cached
+            else:
+                self._screenless = cached
+        return cached
 
     def validate(self, data: Mapping[str, Any]) -> BaseAction:
         """Validate `{"action": name, ...}` into a GUI action or tool action (raises ValidationError)."""
         return self.union_adapter().validate_python(data)  # type: ignore[no-any-return]
 
-    def call(self, action: ToolAction | Mapping[str, Any]) -> ActionResult:
-        """Run a tool. Bad arguments and exceptions in the tool come back as a failed result."""
+    def call(self, action: ToolAction | Mapping[str, Any], ctx: RunContext[Any] | None = None,
+             ) -> ActionResult:
+        """Run a tool (an async one on a new event loop). Bad arguments, `ToolRetry` and other
+        exceptions in the tool come back as a failed result. `ctx` goes to a RunContext parameter."""
         started = time.perf_counter()
+        prepared = self._prepare(action, ctx)
+        if isinstance(prepared, ActionResult):
+            return prepared
+        name, fn, args, kwargs = prepared
+        try:
+            output = fn(*args, **kwargs)
+            if inspect.isawaitable(output):
+                output = asyncio.run(_awaited(output))
+        except Exception as exc:  # a tool's failure is an observation for the model, not a crash
+            return _raised(name, exc, started)
+        return _returned(output, started)
+
+    async def acall(self, action: ToolAction | Mapping[str, Any], ctx: RunContext[Any] | None = None,
+                    ) -> ActionResult:
+        """`call` on the running event loop: an async tool is awaited, a plain one runs in a thread."""
+        started = time.perf_counter()
+        prepared = self._prepare(action, ctx)
+        if isinstance(prepared, ActionResult):
+            return prepared
+        name, fn, args, kwargs = prepared
+        try:
+            if inspect.iscoroutinefunction(fn):
+                output = await fn(*args, **kwargs)
+            else:
+                output = await asyncio.to_thread(fn, *args, **kwargs)
+                if inspect.isawaitable(output):
+                    output = await output
+        except Exception as exc:
+            return _raised(name, exc, started)
+        return _returned(output, started)
+
+    def _prepare(
+        self, action: ToolAction | Mapping[str, Any], ctx: RunContext[Any] | None
+    ) -> ActionResult | tuple[str, Callable[..., Any], list[Any], dict[str, Any]]:
+        """(name, function, args, kwargs) to run the tool, or the failed result of bad arguments."""
         if isinstance(action, Mapping):  # raw model output: validate before anything runs
             name = str(action.get("action", "?"))[:64]
             try:
@@ -244,21 +318,39 @@ class ToolRegistry:
                 args.append(value)
             else:
                 kwargs[param] = value
-        try:
-            output = _as_text(fn(*args, **kwargs))
-        except Exception as exc:  # a tool's failure is an observation for the model, not a crash
-            logger.debug("tool %s raised", name, exc_info=True)
-            elapsed = (time.perf_counter() - started) * 1000
-            return ActionResult.failure(f"{name} raised {type(exc).__name__}: {exc}", elapsed)
-        return ActionResult(ok=True, output=output, elapsed_ms=(time.perf_counter() - started) * 1000)
+        if (context := _CONTEXT_PARAM.get(model)) is not None:
+            kwargs[context] = ctx if ctx is not None else RunContext(None)
+        return name, fn, args, kwargs
 
-    def openai_tools(self, include_gui: bool = True) -> list[dict[str, Any]]:
-        """Every action as an OpenAI function-calling entry: GUI actions first, then tools."""
+    def openai_tools(self, include_gui: bool = True, *, endings: bool | None = None) -> list[dict[str, Any]]:
+        """Every action as an OpenAI function-calling entry: GUI actions first, then tools.
+        `endings` (finish and fail; by default as `include_gui`) without the other GUI actions:
+        the list for an agent with no screen."""
+        endings = include_gui if endings is None else endings
         entries = []
-        if include_gui:
-            for cls in GUI_ACTION_CLASSES:
+        for cls in GUI_ACTION_CLASSES:
+            ending = cls is Finish or cls is Fail
+            if include_gui or (endings and ending):
+                cls = self.finish if cls is Finish else cls
                 description = inspect.cleandoc(cls.__doc__ or "")
                 entries.append(openai_function(cls, description, model_space_points=True))
         for _, model in self._tools.values():
             entries.append(openai_function(model, model.__doc__ or "", model_space_points=False))
         return entries
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _raised(name: str, exc: Exception, started: float) -> ActionResult:
+    """A tool's exception as the failed result the model reads: a ToolRetry's reason as it is."""
+    elapsed = (time.perf_counter() - started) * 1000
+    if isinstance(exc, ToolRetry):
+        return ActionResult.failure(f"{name} asks you to call again: {exc.message}", elapsed)
+    logger.debug("tool %s raised", name, exc_info=True)
+    return ActionResult.failure(f"{name} raised {type(exc).__name__}: {exc}", elapsed)
+
+
+def _returned(output: Any, started: float) -> ActionResult:
+    return ActionResult(ok=True, output=_as_text(output), elapsed_ms=(time.perf_counter() - started) * 1000)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
-from tools.actions import GUI_ACTION_NAMES, Click
+from tools.actions import GUI_ACTION_NAMES, Click, Finish
+from tools.context import RunContext, ToolRetry
 from tools.coordinates import MODEL_SPACE_MAX, MODEL_SPACE_SCHEMA
 from tools.docstrings import parse_docstring
 from tools.registry import ToolAction, ToolRegistry, tool, tool_model
@@ -239,3 +241,62 @@ def test_bound_methods_register_under_their_own_or_a_given_name():
     assert registry.names == ("bump", "bump_again")
     assert registry.call({"action": "bump_again", "by": 3}).output == "3"
     assert counter.total == 3
+
+
+def test_async_tools_are_run_and_their_return_value_is_the_output():
+    @tool
+    async def fetch(key: str) -> dict[str, str]:
+        """Fetch a value."""
+        await asyncio.sleep(0)
+        return {"key": key}
+
+    registry = ToolRegistry([fetch])
+    assert registry.call({"action": "fetch", "key": "k"}).output == '{"key": "k"}'
+    assert asyncio.run(registry.acall({"action": "fetch", "key": "k"})).output == '{"key": "k"}'
+
+
+def test_a_run_context_parameter_is_filled_by_the_caller_and_left_out_of_the_schema():
+    @tool(parallel=True)
+    def greet(ctx: RunContext[str], name: str) -> str:
+        """Greet someone."""
+        return f"{ctx.deps} {name} (step {ctx.step})"
+
+    registry = ToolRegistry([greet])
+    parameters = registry.openai_tools(include_gui=False)[0]["function"]["parameters"]
+    assert list(parameters["properties"]) == ["name"] and parameters["required"] == ["name"]
+    context = RunContext("hello", run_id="r", step=2)
+    assert registry.call({"action": "greet", "name": "Ann"}, context).output == "hello Ann (step 2)"
+    assert registry.is_parallel("greet")
+    assert not ToolRegistry([lambda_free_tool]).is_parallel("lambda_free_tool")
+
+
+@tool
+def lambda_free_tool(x: int) -> int:
+    """Return x."""
+    return x
+
+
+def test_tool_retry_is_worded_for_the_model_and_other_exceptions_name_their_type():
+    @tool
+    def pick(day: str) -> str:
+        """Pick a day."""
+        if day == "sun":
+            raise ToolRetry("closed on sunday")
+        raise ValueError("bad day")
+
+    registry = ToolRegistry([pick])
+    retry = registry.call({"action": "pick", "day": "sun"})
+    assert retry.error == "pick asks you to call again: closed on sunday"
+    assert registry.call({"action": "pick", "day": "mon"}).error == "pick raised ValueError: bad day"
+
+
+def test_a_derived_registry_has_the_same_tools_and_its_own_finish():
+    typed = create_model("TypedFinish", __base__=Finish, answer=(int, ...))
+    base = ToolRegistry([lambda_free_tool])
+    derived = base.derive(finish=typed)
+    assert derived.names == base.names and base.finish is Finish
+    assert isinstance(derived.validate({"action": "finish", "answer": 3}), typed)
+    with pytest.raises(ValidationError):
+        derived.validate({"action": "finish", "answer": "three"})
+    names = [entry["function"]["name"] for entry in derived.openai_tools(include_gui=False, endings=True)]
+    assert names == ["finish", "fail", "lambda_free_tool"]
