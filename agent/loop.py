@@ -1,32 +1,44 @@
 """The agent: observe -> decide -> (ground) -> act -> record, one step per model call.
 
 `Agent.steps(goal)` yields each `Step` as soon as it is on disk, so callers can watch a
-run live; `Agent.run(goal)` drives it to the end and returns the `Trajectory`.
+run live; `Agent.run(goal)` drives it to the end and returns the `Trajectory`;
+`Agent.resume(run_dir)` goes on with a run that a kill, a crash or a stop cut short.
 The run ends at `finish` or `fail`; at `max_steps` (every model call counts, parsed or
 not) or `max_seconds` (checked between steps); after more than `max_retries` unusable
 replies or failed actions in a row; when the model repeats itself on an unchanged screen
 (`looping`); at an action that needed a person's approval and did not get it (`blocked`);
 or after `stop()` (`stopped`).
+
+With no executor the same loop drives Python tools alone: an observation is what the tools
+returned (text, no screenshot and no PNG), and a reply may hold several calls
+(agent.tool_calls). `output_type` types finish's answer (agent.outputs): `trajectory.output`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 from agent.grounding import ActRecord, Grounder, act
 from agent.grounding.model import ModelGrounder
+from agent.outputs import OutputSpec, finish_answer
+from agent.parse_many import MAX_CALLS_PER_STEP
 from agent.policy import Decision, Policy
 from agent.prompts import PROMPT_VERSION
-from agent.runner import Runner
+from agent.redaction import redacting_logs
+from agent.runner import Runner, Start
 from agent.safety import LoopDetector, SafetyPolicy
+from agent.tool_calls import Batch, call_tool, call_tools
 from agent.trajectory import Outcome, Step, Trajectory
 from agent.vault import Secrets, UnknownSecret, literal_secret
 from model.base import GenerationConfig, VisionLanguageModel
 from tools.actions import BaseAction, Fail, Finish
+from tools.context import RunContext
 from tools.errors import AgentError, GroundingError
 from tools.executor import ActionResult, Executor, Observation
 from tools.registry import ToolAction, ToolRegistry
@@ -42,7 +54,7 @@ class Agent(Runner[str]):
     def __init__(
         self,
         model: VisionLanguageModel,
-        executor: Executor,
+        executor: Executor | None = None,
         *,
         max_steps: int,
         max_seconds: float | None = None,
@@ -55,12 +67,19 @@ class Agent(Runner[str]):
         safety: SafetyPolicy | None = None,
         confirm: Callable[[BaseAction, str], bool] | None = None,
         grounder: Grounder | None = None,
+        tools: Iterable[Callable[..., Any]] = (),
+        deps: Any = None,
+        output_type: Any = None,
+        max_calls_per_step: int = MAX_CALLS_PER_STEP,
     ) -> None:
         """`secrets` maps names to values the model can type as <secret>name</secret>
         without seeing them; no value is ever written to the run directory. `safety` checks
         each action before it runs (by default: the loop detector alone); `confirm(action,
         reason)` is asked about the actions it wants a person to approve. `grounder` finds
-        targets described in words (default: the model itself, with InternVL's grounding prompt)."""
+        targets described in words (default: the model itself, with InternVL's grounding prompt).
+        `executor=None`: no screen, only `tools` (@tool functions, added to `registry`'s). `deps`:
+        given to tools that take a `RunContext`. `output_type`: the type of finish's answer (a
+        pydantic model, list[...], Literal[...], a union). `max_calls_per_step`: calls per reply."""
         super().__init__()
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -71,25 +90,76 @@ class Agent(Runner[str]):
         self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.max_retries = max_retries
-        self.registry = registry if registry is not None else ToolRegistry()
+        self.output = OutputSpec(output_type) if output_type is not None else None
+        # a copy: the output type and these tools are this agent's, not the caller's registry's
+        self.registry = (registry or ToolRegistry()).derive(finish=self.output and self.output.finish)
+        for fn in tools:
+            self.registry.add(fn)
+        self.deps = deps
         self.secrets = Secrets(secrets)
         self.policy = Policy(model, registry=self.registry, generation=generation, surface=surface,
-                             secret_names=self.secrets.names)
+                             secret_names=self.secrets.names, redactor=self.secrets.redactor(),
+                             screen=executor is not None, max_calls=max_calls_per_step)
         self.safety = safety if safety is not None else SafetyPolicy()
         self.confirm = confirm
         self.grounder = grounder if grounder is not None else ModelGrounder(model)
         self.runs_dir = Path(runs_dir)
 
-    def steps(self, goal: str, *, run_id: str | None = None) -> Iterator[Step]:
-        meta = {"model": getattr(self.model, "name", type(self.model).__name__),
-                "prompt_version": PROMPT_VERSION, "max_steps": self.max_steps}
-        trajectory = self._begin(Trajectory.create(self.runs_dir, goal=goal, run_id=run_id, meta=meta,
+    def steps(self, goal: str, *, run_id: str | None = None, start: Start | None = None) -> Iterator[Step]:
+        """`start`: where the executor was opened ({"url": ...}), kept in run.json for a resume."""
+        limits = _Limits(self.max_steps, self.max_seconds, self.max_retries)
+        meta = {"kind": "agent", "model": getattr(self.model, "name", type(self.model).__name__),
+                "prompt_version": PROMPT_VERSION, **limits.record(), "secret_names": list(self.secrets.names),
+                "start": dict(start or {}), "allowed_domains": _domains(self.safety),
+                "screen": self.executor is not None}
+        # The goal is recorded as the model sees it, placeholders for values: what a resume shows it.
+        shown_goal = self.policy.redactor.text(goal)
+        trajectory = self._begin(Trajectory.create(self.runs_dir, goal=shown_goal, run_id=run_id, meta=meta,
                                                    secret_values=self.secrets.values))
-        failures_in_a_row = 0
+        yield from self._loop(goal, trajectory, limits)
+
+    def resume(self, run_dir: Path | str, *, start_url: str | None = None) -> Iterator[Step]:
+        """Go on with the run in `run_dir` (killed, crashed or stopped) from its next step.
+
+        The run keeps what run.json recorded: its goal and its limits (max_steps counts the
+        steps done; max_seconds, the time spent), not this agent's. Give this agent the same
+        secrets (checked by name). The model is shown the earlier steps as its history, and the
+        executor (a browser) is first taken to the page of the last step (see Runner._reopen,
+        and there `start_url`, for a start that moved).
+        A run whose last step on disk ended it (finish, fail, too many errors) just ends. Not
+        carried over: the loop detector's count, and text typed with secret=True before the
+        kill (it is redacted on disk, so the resumed run cannot redact it again)."""
+        def check(record: dict[str, Any]) -> None:
+            _Limits.of(record)
+            if not _same_domains(record.get("allowed_domains"), _domains(self.safety)):
+                domains = record.get("allowed_domains")
+                raise AgentError(f"{run_dir} ran on the allowed domains {domains}: give this agent "
+                                 f"SafetyPolicy(allowed_domains={domains!r}) to resume it")
+
+        trajectory = self._resumed(run_dir, "agent", self.secrets, check)
+        limits = _Limits.of(trajectory.meta)
+        allows = self.safety.allowlist.allows if self.safety.allowlist is not None else None
+        executor = self.executor
+        yield from self._loop(trajectory.goal, trajectory, limits, reopen=None if executor is None else
+                              lambda: self._reopen(executor, trajectory, allows, start_url))
+
+    def _loop(self, goal: str, trajectory: Trajectory, limits: _Limits,
+              reopen: Callable[[], object] | None = None) -> Iterator[Step]:
+        """The steps from the one after those in `trajectory` (none, unless it is resumed, when
+        `reopen` first takes the executor back to where the run was)."""
+        done = trajectory.steps
+        failures_in_a_row = _failures_at_end(done)
         loops = LoopDetector(self.safety.loop_limit) if self.safety.loop_limit else None
-        deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
-        with trajectory.running("max_steps") as end:  # max_steps unless a step ends the run earlier
-            for index in range(1, self.max_steps + 1):
+        deadline = (time.monotonic() + limits.max_seconds - trajectory.elapsed_s
+                    if limits.max_seconds is not None else None)
+        # max_steps unless a step ends the run earlier; no log record of the run holds a secret
+        with redacting_logs(trajectory.redactor), trajectory.running("max_steps") as end:
+            if (ended := _ended_by(done, limits)) is not None:  # a resume after the run's last step
+                end.outcome, end.answer = ended
+                return
+            if reopen is not None and len(done) < limits.max_steps:
+                reopen()
+            for index in range(len(done) + 1, limits.max_steps + 1):
                 if self.stopping:
                     end.outcome = "stopped"
                     break
@@ -102,13 +172,13 @@ class Agent(Runner[str]):
                     end.outcome = ending
                     break
                 if step.ok and isinstance(action, Finish):
-                    end.outcome, end.answer = "finished", action.answer
+                    end.outcome, end.answer = "finished", finish_answer(self.output, action, trajectory)
                     break
                 if step.ok and isinstance(action, Fail):
                     end.outcome, end.answer = "failed", action.reason
                     break
                 failures_in_a_row = 0 if step.ok else failures_in_a_row + 1
-                if failures_in_a_row > self.max_retries:
+                if failures_in_a_row > limits.max_retries:
                     end.outcome = "too_many_errors"
                     break
         log.info("run %s ended: %s after %d steps", trajectory.run_dir, end.outcome, len(trajectory))
@@ -118,26 +188,58 @@ class Agent(Runner[str]):
         """Observe, decide, check, act and record one step: (the step as written, the action
         the model chose, the outcome that ends the run here, if any)."""
         started = time.perf_counter()
-        observation = self.executor.observe()
+        observation = self.executor.observe() if self.executor is not None else None
         observe_ms = (time.perf_counter() - started) * 1e3
         decision = self.policy.decide(goal, observation, trajectory.steps)
-        attempt = self._attempt(decision.action, observation, trajectory, loops) if decision.action else None
+        self._context = RunContext(self.deps, trajectory.run_dir.name, index)
+        calls = None
+        if len(decision.actions) > 1:  # several calls: tools first, then the action that ends them
+            calls, attempt, action = self._batch(decision.actions, observation, trajectory, loops)
+        else:
+            action = decision.action
+            attempt = self._attempt(action, observation, trajectory, loops) if action is not None else None
         step = Step(
             index=index,
-            observation=observation.metadata(),
+            observation=observation.metadata() if observation is not None else {},
             model_text=decision.text,
-            action=decision.action.model_dump(mode="json") if decision.action is not None else None,
+            action=action.model_dump(mode="json") if action is not None else None,
             parse_error=decision.parse_error,
             result=attempt.result if attempt is not None else None,
             grounded=(attempt.grounded or None) if attempt is not None else None,
+            grounding=(attempt.record.grounding or None) if attempt is not None else None,
             timings_ms=_timings(observe_ms, decision, attempt),
+            calls=calls,
         )
-        step = trajectory.append(step, observation.image)
+        step = trajectory.append(step, observation.image if observation is not None else None)
         if attempt is not None and attempt.broken is not None:
             raise attempt.broken
-        return step, decision.action, attempt.ending if attempt is not None else None
+        return step, action, attempt.ending if attempt is not None else None
 
-    def _attempt(self, action: BaseAction, observation: Observation, trajectory: Trajectory,
+    def _batch(self, actions: Sequence[BaseAction], observation: Observation | None, trajectory: Trajectory,
+               loops: LoopDetector | None) -> tuple[list[dict[str, Any]], _Attempt, BaseAction | None]:
+        """A reply of several calls (agent.tool_calls): (each call and its result, the step's
+        attempt, the action it records: the one that ended the batch, or the last tool call)."""
+        started, batch = time.perf_counter(), Batch.of(actions)
+        done = call_tools(self.registry, batch, self._context, self.secrets,
+                          lambda action: self._refusal(action, observation, None)[0])
+        calls, attempt = done.calls, _Attempt(ActRecord(done.result, None, 0.0), 0.0)
+        if batch.last is not None and done.ok:
+            attempt = self._attempt(batch.last, observation, trajectory, loops)
+        elif batch.last is not None:
+            attempt = _Attempt(ActRecord(ActionResult.failure(f"{done.result.error}; so {batch.last.name} "
+                                                              "was not run"), None, 0.0), 0.0)
+        if batch.last is not None:  # recorded after the tools, before the calls it cut off
+            calls.insert(len(batch.tools), {"action": batch.last.model_dump(mode="json"),
+                                            "result": attempt.result.model_dump(mode="json")})
+            if done.result.output and attempt.result.ok:
+                attempt = _Attempt(ActRecord(attempt.result.model_copy(update={"output": done.result.output}),
+                                             attempt.record.found, attempt.record.ground_ms),
+                                   attempt.act_ms, attempt.ending, attempt.broken)
+        act_ms = (time.perf_counter() - started) * 1e3
+        attempt = _Attempt(attempt.record, act_ms, attempt.ending, attempt.broken)
+        return calls, attempt, batch.last or batch.tools[-1]
+
+    def _attempt(self, action: BaseAction, observation: Observation | None, trajectory: Trajectory,
                  loops: LoopDetector | None) -> _Attempt:
         """Check the action, then run it unless refused."""
         if (literal := literal_secret(action)) is not None:
@@ -156,12 +258,12 @@ class Agent(Runner[str]):
             broken = None
         return _Attempt(record, (time.perf_counter() - started) * 1e3, ending=ending, broken=broken)
 
-    def _refusal(self, action: BaseAction, observation: Observation,
+    def _refusal(self, action: BaseAction, observation: Observation | None,
                  loops: LoopDetector | None) -> tuple[str | None, Outcome | None]:
         """(why the action must not run, or None; the outcome that ends the run, or None)."""
-        if loops is not None and (loop := loops.see(action, observation)):
+        if loops is not None and observation is not None and (loop := loops.see(action, observation)):
             return f"not run: {loop}", "looping"
-        verdict = self.safety.check(action, observation)
+        verdict = self.safety.check(action, observation if observation is not None else _NO_SCREEN)
         if verdict.kind == "block":
             return verdict.reason, None
         if verdict.kind == "confirm":
@@ -171,11 +273,14 @@ class Agent(Runner[str]):
                 return f"not run: the person asked refused it ({verdict.reason})", "blocked"
         return None, None
 
-    def _act(self, action: BaseAction, observation: Observation) -> ActRecord:
+    def _act(self, action: BaseAction, observation: Observation | None) -> ActRecord:
         if isinstance(action, Finish | Fail):
             return ActRecord(ActionResult(ok=True), None, 0.0)
-        if isinstance(action, ToolAction):
-            return ActRecord(self.registry.call(action), None, 0.0)
+        if isinstance(action, ToolAction):  # the filled copy goes to the tool only
+            return ActRecord(call_tool(self.registry, action, self.secrets, self._context), None, 0.0)
+        if self.executor is None or observation is None:
+            return ActRecord(ActionResult.failure(f"there is no screen to {action.name} on: call a tool, "
+                                                  "finish or fail"), None, 0.0)
         try:  # the filled copy goes to the executor only: the step records the placeholder
             action = self.secrets.fill_action(action)
         except UnknownSecret as exc:
@@ -185,6 +290,69 @@ class Agent(Runner[str]):
             return act(self.executor, action, observation, self.grounder)
         except GroundingError as exc:  # told to the model, which can describe it another way
             return ActRecord(ActionResult.failure(exc.message), {}, (time.perf_counter() - started) * 1e3)
+
+
+# What the safety policy sees of an agent with no screen: no page, so no address to check.
+_NO_SCREEN = cast(Observation, SimpleNamespace(url=None, title=None, window=None, image=None))
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What bounds a run: recorded in run.json, and what a resume goes by."""
+
+    max_steps: int
+    max_seconds: float | None
+    max_retries: int
+
+    def record(self) -> dict[str, int | float | None]:
+        return {"max_steps": self.max_steps, "max_seconds": self.max_seconds, "max_retries": self.max_retries}
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any]) -> _Limits:
+        try:
+            seconds = meta.get("max_seconds")
+            return cls(int(meta["max_steps"]), None if seconds is None else float(seconds),
+                       int(meta.get("max_retries", 3)))
+        except (KeyError, TypeError, ValueError):
+            raise AgentError("run.json records no usable limits (max_steps, max_seconds, max_retries): "
+                             "this run cannot be resumed") from None
+
+
+def _failures_at_end(steps: Sequence[Step]) -> int:
+    """Unusable replies and failed actions in a row at the end of `steps`."""
+    count = 0
+    for step in reversed(steps):
+        if step.ok:
+            break
+        count += 1
+    return count
+
+
+def _ended_by(steps: Sequence[Step], limits: _Limits) -> tuple[Outcome, str | None] | None:
+    """How the run ended at its last recorded step, if that step ended it: for a resume of a
+    run killed after its last step was written and before its end was."""
+    if not steps:
+        return None
+    last = steps[-1]
+    action = last.action or {}
+    if last.ok and action.get("action") == "finish":
+        return "finished", action.get("answer")
+    if last.ok and action.get("action") == "fail":
+        return "failed", action.get("reason")
+    if _failures_at_end(steps) > limits.max_retries:
+        return "too_many_errors", None
+    return None
+
+
+def _domains(safety: SafetyPolicy) -> list[str] | None:
+    return list(safety.allowlist.domains) if safety.allowlist is not None else None
+
+
+def _same_domains(recorded: object, given: list[str] | None) -> bool:
+    """Whether a resume keeps the run's allowlist: the same domains, or none on both sides."""
+    if recorded is None or given is None:
+        return recorded is None and given is None
+    return isinstance(recorded, list) and sorted(map(str, recorded)) == sorted(given)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from typing import Any
 
 from tools.coordinates import MODEL_SPACE_MAX
 
-__all__ = ["GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt"]
+__all__ = ["GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt", "tools_system_prompt"]
 
-PROMPT_VERSION = "2026-11-26.2"
+PROMPT_VERSION = "2026-11-27.1"
 
 # InternVL's own grounding prompt; the answer is <ref>..</ref><box>[[x1, y1, x2, y2]]</box>.
 GROUNDING_PROMPT = (
@@ -34,11 +34,27 @@ The actions you can call, as JSON schemas:
 {tools}"""
 
 
+# With no screen: the tools, finish and fail; several calls in one reply.
+_TOOLS_SYSTEM = """You are an agent that reaches the user's goal by calling tools. There is no screen: \
+what you know comes from the goal and from what your calls returned (under "Previous steps").
+
+Reply with one short thought, then one or more calls, each in its own block:
+<tool_call>{{"name": "{example}", "arguments": {{...}}}}</tool_call>
+The calls of one reply run together, and you read their results in the next turn.
+
+When the goal is done, call finish with the answer (in the form the schema of its answer asks for). \
+If it cannot be done, call fail with the reason.
+
+The tools you can call, as JSON schemas:
+{tools}"""
+
+
 _SECRETS = """
 
 Some values are secret: you cannot see them, but you can type them. To type one, put its \
 placeholder in the text of type, as in {{"text": "<secret>{example}</secret>", "secret": true}}. \
-The secrets are: {names}."""
+Wherever a value would be shown to you (in the goal, the URL, earlier steps), you see its placeholder \
+or [secret] instead. The secrets are: {names}."""
 
 
 def system_prompt(
@@ -51,6 +67,25 @@ def system_prompt(
     if secret_names:
         prompt += _SECRETS.format(example=secret_names[0], names=", ".join(secret_names))
     return prompt
+
+
+def tools_system_prompt(tools: Sequence[dict[str, Any]], *, secret_names: Sequence[str] = ()) -> str:
+    """The system prompt of an agent with no screen: the tools (with finish and fail) as OpenAI
+    function schemas, and the names of the secrets it may pass to them."""
+    names = [entry["function"]["name"] for entry in tools]
+    example = next((name for name in names if name not in ("finish", "fail")), "finish")
+    listing = "\n".join(json.dumps(entry["function"], separators=(",", ":")) for entry in tools)
+    prompt = _TOOLS_SYSTEM.format(example=example, tools=listing)
+    if secret_names:
+        prompt += _TOOL_SECRETS.format(example=secret_names[0], names=", ".join(secret_names))
+    return prompt
+
+
+_TOOL_SECRETS = """
+
+Some values are secret: you cannot see them, but you can pass them to a tool. Write the \
+placeholder <secret>{example}</secret> in a text argument, and the tool gets the value. Wherever a \
+value would be shown to you, you see its placeholder or [secret] instead. The secrets are: {names}."""
 
 
 def step_prompt(goal: str, *, step: int, history: Sequence[str], url: str | None = None) -> str:

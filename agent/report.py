@@ -2,15 +2,19 @@
 
 The page is static (no script) and sits beside the screenshots it shows, so a run can be
 zipped or served as it is. Everything from the model is escaped: its text is untrusted.
+The records it reads were redacted as they were written; given the run's secrets, it
+redacts them again, before anything is escaped.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from agent.trajectory import Step, Trajectory
+from agent.redaction import Redactor
+from agent.trajectory import Step, Trajectory, redact
 from tools.errors import AgentError
 
 __all__ = ["write_report"]
@@ -28,10 +32,12 @@ pre { white-space: pre-wrap; word-break: break-word; background: #f8f9fa; paddin
 """
 
 
-def write_report(run_dir: Path | str) -> Path:
+def write_report(run_dir: Path | str, *, secrets: Mapping[str, str] | Iterable[str] = ()) -> Path:
     """Write `run_dir/report.html` from the run's records; return its path. AgentError when
-    the steps cannot be read."""
+    the steps cannot be read. `secrets`: values (or names to values) to redact, in every
+    spelling, from what the records hold."""
     run_dir = Path(run_dir)
+    redactor = Redactor(secrets)
     try:
         run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -40,6 +46,7 @@ def write_report(run_dir: Path | str) -> Path:
         steps = Trajectory.read_steps(run_dir)
     except (OSError, ValueError) as exc:  # ValueError: pydantic's, for a line cut short by a kill
         raise AgentError(f"cannot read the steps of {run_dir}: {str(exc).splitlines()[0]}") from None
+    run, steps = redactor.value(run), [redact(step, redactor) for step in steps]
     title = f"{run.get('goal', run_dir.name)}: {run.get('outcome', 'unknown')} after {len(steps)} steps"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",

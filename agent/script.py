@@ -11,121 +11,62 @@ itself, with InternVL's grounding prompt) only says where things are.
       - type: {text: Buy milk, target: the note body}
       - key: ctrl+s
       - expect: the Saved label          # passes once the grounder answers where it is
+      - expect_text: Saved               # passes once the text is shown (browser; OCR on a desktop)
       - click: {x: 640, y: 360}          # a point, in pixels of the screenshot
       - wait: 1
       - navigate: https://example.org/   # browser only
 
-`expect` is only as strict as the grounder: a model may answer a box for something that is
-not there, so it catches a screen that is plainly wrong, not a missing word.
-
-A step is `action: value`, the value being the action's main field (a target for click,
-move and expect; the text for type; the keys for key; seconds for wait; the url for
-navigate) or a mapping of its fields, as in tools/actions.py.
+A script is a task file (tasks/spec.py) that has steps, so it may also say where it starts
+and how its success is checked; the step syntax is tasks/steps.py. `expect` is only as
+strict as the grounder: a model may answer a box for something that is not there, so it
+catches a screen that is plainly wrong, not a missing word. `expect_text` reads the text
+itself: in a browser, the page's rendered text (`visible_text()` of the executor).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agent.grounding import Grounder, act
-from agent.runner import Runner
+from agent.grounding import Grounder, Grounding, act, grounded_points, grounding_records
+from agent.redaction import redacting_logs
+from agent.runner import Runner, Start
 from agent.trajectory import Step, Trajectory
 from agent.vault import Secrets, UnknownSecret, literal_secret
-from tools.actions import ACTION_ADAPTER, BaseAction
-from tools.errors import GroundingError, TaskError
-from tools.executor import ActionResult, Executor
-from tools.validation import format_validation_error
+from tasks.spec import Task
+from tasks.steps import Expect, ExpectText, ScriptStep
+from tasks.yamlfile import Source
+from tools.errors import AgentError, GroundingError, TaskError
+from tools.executor import ActionResult, Executor, Observation
 
-__all__ = ["Expect", "Script", "ScriptRunner"]
+__all__ = ["Expect", "ExpectText", "Script", "ScriptRunner"]
 
-# The field a bare value stands for, per action.
-_MAIN_FIELD = {"click": "target", "move": "target", "scroll": "target", "type": "text", "key": "keys",
-               "wait": "seconds", "navigate": "url", "finish": "answer", "fail": "reason", "expect": "target"}
-
-
-class Expect(BaseModel):
-    """A check, not an action: the step passes once `target` can be found on the screen."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    action: str = "expect"
-    target: str = Field(min_length=1, max_length=500)
-
-    @property
-    def name(self) -> str:
-        return "expect"
+SHOWN = 200  # characters of the screen's text that a failed expect_text quotes
 
 
-class Script(BaseModel):
-    """A validated script: `steps` are actions (pixels or targets in words) and Expect checks."""
+class Script(Task):
+    """A task that has steps (`steps` is never None); `Script.load` reads any task file with steps."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
+    noun = "script"
     name: str = "script"
-    timeout: float = Field(default=10.0, gt=0, le=600)
-    steps: tuple[BaseAction | Expect, ...]
 
     @classmethod
-    def load(cls, path: Path | str) -> Script:
-        """Read a script file; TaskError says which step is wrong and how."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise TaskError(f"cannot read script {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise TaskError(f"script {path} is not UTF-8 text: save it as UTF-8") from None
-        except yaml.YAMLError as exc:
-            raise TaskError(f"script {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.parse(data, source=str(path))
-
-    @classmethod
-    def parse(cls, data: Any, *, source: str = "script") -> Script:
+    def parse(cls, data: Any, *, source: Source | str | None = None, path: Path | None = None) -> Script:
         if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
-            raise TaskError(f"{source}: give a mapping with a non-empty `steps:` list (see agent/script.py)")
-        unknown = set(data) - {"name", "timeout", "steps"}
-        if unknown:
-            raise TaskError(f"{source}: unknown key(s) {sorted(unknown)}: the keys are name, timeout, steps")
-        steps = [_step(raw, f"{source}: step {n}") for n, raw in enumerate(data["steps"], start=1)]
-        try:
-            return cls(name=str(data.get("name", "script")), timeout=data.get("timeout", 10.0),
-                       steps=tuple(steps))
-        except ValidationError as exc:
-            raise TaskError(f"{source}: {format_validation_error(exc)}") from None
+            where = source.at() if isinstance(source, Source) else (source or str(path or "script"))
+            raise TaskError(f"{where}: give a mapping with a non-empty `steps:` list (see agent/script.py); "
+                            "a task with a goal and no steps runs with `internvl-agent run --task FILE`")
+        script = super().parse(data, source=source, path=path)
+        assert isinstance(script, Script)
+        return script
 
 
-def _step(raw: Any, where: str) -> BaseAction | Expect:
-    if not isinstance(raw, dict) or len(raw) != 1:
-        raise TaskError(f"{where}: write one `action: value` pair, such as `click: the OK button`")
-    ((name, value),) = raw.items()
-    if name not in _MAIN_FIELD and name not in ("drag", "back"):
-        known = ", ".join(sorted(_MAIN_FIELD))
-        raise TaskError(f"{where}: unknown action {name!r}; the actions are {known}, drag and back")
-    if isinstance(value, dict):
-        fields = dict(value)
-    else:
-        fields = {} if value is None else {_MAIN_FIELD.get(name): value}
-    if None in fields:
-        raise TaskError(f"{where}: {name} takes a mapping of its fields")
-    if name == "key" and isinstance(fields.get("keys"), str):
-        fields["keys"] = fields["keys"].split("+")  # "ctrl+s", as people write it
-    try:
-        if name == "expect":
-            return Expect(**fields)
-        return ACTION_ADAPTER.validate_python({"action": name, **fields})
-    except (ValidationError, TypeError) as exc:
-        problem = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        raise TaskError(f"{where} ({name}): {problem}") from None
-
-
-class ScriptRunner(Runner[Script]):
-    """Runs a Script on an executor, each step recorded like an agent's (runs/<id>/)."""
+class ScriptRunner(Runner[Task]):
+    """Runs a task's steps on an executor, each step recorded like an agent's (runs/<id>/)."""
 
     def __init__(self, executor: Executor, grounder: Grounder, *, runs_dir: Path | str = "runs",
                  retry_every_s: float = 0.5, secrets: Mapping[str, str] | None = None) -> None:
@@ -138,56 +79,140 @@ class ScriptRunner(Runner[Script]):
         self.runs_dir = Path(runs_dir)
         self.retry_every_s = retry_every_s
 
-    def steps(self, script: Script, *, run_id: str | None = None) -> Iterator[Step]:
-        """Run the steps in order; the first that fails ends the run as `failed`."""
-        meta = {"script": script.name, "steps_in_script": len(script.steps)}
+    def steps(self, script: Task, *, run_id: str | None = None, start: Start | None = None) -> Iterator[Step]:
+        """Run the steps in order; the first that fails ends the run as `failed`. `start`: where
+        the executor was opened and the file the steps came from, kept in run.json for a resume."""
+        steps = _steps_of(script)
+        meta = {"kind": "script", "script": script.name, "steps_in_script": len(steps),
+                "script_digest": _digest(steps), "secret_names": list(self.secrets.names),
+                "start": dict(start or {}), "grounder": type(self.grounder).__name__}
         trajectory = self._begin(Trajectory.create(
             self.runs_dir, goal=f"script: {script.name}", run_id=run_id, meta=meta,
             secret_values=self.secrets.values))
-        with trajectory.running("finished") as end:
-            for index, action in enumerate(script.steps, start=1):
+        yield from self._loop(steps, script.timeout, trajectory)
+
+    def resume(self, script: Task, run_dir: Path | str, *, start_url: str | None = None) -> Iterator[Step]:
+        """Go on with the run of `script` in `run_dir` (killed, crashed or stopped): the steps
+        done are skipped, and the next one runs once a browser is back on the page of the last
+        (see Runner._reopen; `start_url`: where the executor starts now, when the start moved,
+        such as a folder served on a new port). The steps must be those the run began with, and
+        the secrets the same (by name). A run whose last step failed just ends, as `failed`."""
+        steps = _steps_of(script)
+
+        def check(record: dict[str, Any]) -> None:
+            if record.get("script_digest") != _digest(steps):
+                raise TaskError(f"{run_dir} ran other steps (or these before they changed): resume it "
+                                "with the script it began with")
+
+        trajectory = self._resumed(run_dir, "script", self.secrets, check)
+        for action in steps[:len(trajectory)]:  # what the run had registered before the kill
+            literal = None if isinstance(action, Expect | ExpectText) else literal_secret(action)
+            if literal is not None:
+                trajectory.add_secret(literal)
+        yield from self._loop(steps, script.timeout, trajectory, reopen=lambda: self._reopen(
+            self.executor, trajectory, start_url=start_url))
+
+    def _loop(self, steps: Sequence[ScriptStep], timeout: float, trajectory: Trajectory,
+              reopen: Callable[[], object] | None = None) -> Iterator[Step]:
+        """The steps after those in `trajectory` (none, unless it is resumed, when `reopen`
+        first takes the executor back to where the run was)."""
+        done = trajectory.steps
+        with redacting_logs(trajectory.redactor), trajectory.running("finished") as end:  # no secret in a log
+            if done and not done[-1].ok:  # the run had failed there: only its end was not written
+                last = done[-1]
+                name = (last.action or {}).get("action")
+                end.outcome, end.answer = "failed", f"step {last.index} ({name}): {last.feedback()}"
+                return
+            if reopen is not None and len(done) < len(steps):
+                reopen()
+            for index, action in enumerate(steps, start=1):
+                if index <= len(done):
+                    continue
                 if self.stopping:
                     end.outcome = "stopped"
                     break
-                step = self._run_step(index, action, script.timeout, trajectory)
+                step = self._run_step(index, action, timeout, trajectory)
                 yield step
                 if not step.ok:
                     end.outcome, end.answer = "failed", f"step {index} ({action.name}): {step.feedback()}"
                     break
 
-    def _run_step(self, index: int, action: BaseAction | Expect, timeout: float,
-                  trajectory: Trajectory) -> Step:
-        """Observe, ground and act; while a target cannot be found, look again until `timeout`."""
+    def _run_step(self, index: int, action: ScriptStep, timeout: float, trajectory: Trajectory) -> Step:
+        """Observe and attempt the step; while its target or text is not there yet, look again
+        until `timeout`."""
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout
-        if not isinstance(action, Expect) and (literal := literal_secret(action)) is not None:
+        if not isinstance(action, Expect | ExpectText) and (literal := literal_secret(action)) is not None:
             trajectory.add_secret(literal)
         while True:
             observation = self.executor.observe()
-            try:
-                if isinstance(action, Expect):
-                    box = self.grounder.locate(observation, action.target)
-                    result, grounded = ActionResult(ok=True), {action.target: list(box.center)}
-                else:
-                    filled = self.secrets.fill_action(action)  # the record keeps the placeholder
-                    acted = act(self.executor, filled, observation, self.grounder)
-                    result, grounded = acted.result, acted.grounded
+            result, found, missing = self._attempt(action, observation)
+            if missing is None:
                 break
-            except UnknownSecret as exc:
-                result, grounded = ActionResult.failure(str(exc)), None
+            if self.stopping or time.monotonic() + self.retry_every_s > deadline:
+                result = ActionResult.failure(f"{missing} (looked for {timeout:g} s)")
                 break
-            except GroundingError as exc:
-                if self.stopping or time.monotonic() + self.retry_every_s > deadline:
-                    result, grounded = ActionResult.failure(f"{exc.message} (looked for {timeout:g} s)"), None
-                    break
-                time.sleep(self.retry_every_s)  # the page or window may still be drawing it
+            time.sleep(self.retry_every_s)  # the page or window may still be drawing it
         step = Step(
             index=index,
             observation=observation.metadata(),
             model_text=f"script step {index}",
             action=action.model_dump(mode="json"),
             result=result,
-            grounded=grounded,
+            grounded=grounded_points(found),
+            grounding=grounding_records(found),
             timings_ms={"step": round((time.perf_counter() - t0) * 1e3, 2)},
         )
         return trajectory.append(step, observation.image)
+
+    def _attempt(self, action: ScriptStep, observation: Observation) -> tuple[
+            ActionResult, dict[str, Grounding] | None, str | None]:
+        """One try: (result, where targets were grounded, what is not there yet to look again for)."""
+        if isinstance(action, ExpectText):
+            return self._expect_text(action, observation)
+        try:
+            if isinstance(action, Expect):
+                found = self.grounder.locate(observation, action.target)
+                return ActionResult(ok=True), {action.target: found}, None
+            filled = self.secrets.fill_action(action)  # the record keeps the placeholder
+            acted = act(self.executor, filled, observation, self.grounder)
+            return acted.result, acted.found, None
+        except UnknownSecret as exc:
+            return ActionResult.failure(str(exc)), None, None
+        except GroundingError as exc:
+            return ActionResult.failure(exc.message), None, exc.message
+
+    def _expect_text(self, action: ExpectText, observation: Observation,
+                     ) -> tuple[ActionResult, None, str | None]:
+        """Whether the screen shows `action.text`: the page's rendered text in a browser (the
+        executor's `visible_text()`), else what OCR reads on the screenshot."""
+        read = getattr(self.executor, "visible_text", None) or _ocr_reader(observation)
+        try:
+            shown = " ".join(read().split())
+        except AgentError as exc:  # no OCR engine here
+            return ActionResult.failure(f"expect_text needs OCR on this screen: {exc.message}"), None, None
+        if " ".join(action.text.split()) in shown:
+            return ActionResult(ok=True), None, None
+        quoted = shown if len(shown) <= SHOWN else shown[: SHOWN - 1] + "…"
+        missing = f"the text {action.text!r} is not shown; the screen shows {quoted!r}"
+        return ActionResult.failure(missing), None, missing
+
+
+def _ocr_reader(observation: Observation) -> Callable[[], str]:
+    """The text OCR reads on the observation's screenshot."""
+    from agent.grounding.ocr import screen_text
+
+    return lambda: screen_text(observation.image)
+
+
+def _steps_of(script: Task) -> tuple[ScriptStep, ...]:
+    if not script.steps:
+        raise TaskError(f"task {script.name!r} has no steps to run: give it `steps:`, or run its goal "
+                        "with a model")
+    return script.steps
+
+
+def _digest(steps: Sequence[ScriptStep]) -> str:
+    """A fingerprint of the steps: a resume goes on only with the steps the run began with."""
+    dumped = [step.model_dump(mode="json") for step in steps]
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode("utf-8")).hexdigest()[:16]

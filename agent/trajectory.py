@@ -1,7 +1,10 @@
 """Step records on disk: `runs/<id>/steps.jsonl` plus one `step-NNN.png` per step.
 
 Each step is written and flushed as it happens, so a crash or a kill loses at most the
-step in flight. `run.json` holds the goal and, once the run ends, its outcome.
+step in flight. `run.json` holds the goal, what a resume needs (the runner's meta), and is
+rewritten atomically after each step (`steps`, `last_step_at`), so a killed run shows how
+far it got; once the run ends, it holds the outcome. `Trajectory.resume` reopens a run that
+was killed, crashed or stopped, to go on from its next step.
 Secrets never reach disk: the agent's secrets and any text typed with secret=True are
 redacted from both files before each write (screenshots are not: see the README).
 """
@@ -9,29 +12,38 @@ redacted from both files before each write (screenshots are not: see the README)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from secrets import token_hex
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.recovery import check_indices, check_screenshots, lock, whole_lines
+from agent.redaction import Redactor
 from tools.errors import AgentError
 from tools.executor import ActionResult
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["Outcome", "RunEnd", "Step", "Trajectory", "new_run_id"]
+__all__ = ["RESUMABLE", "Outcome", "RunEnd", "Step", "Trajectory", "new_run_id"]
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["running", "finished", "failed", "max_steps", "max_seconds", "too_many_errors", "looping",
                   "blocked", "stopped", "error"]
-REDACTED = "[secret]"
+# A run that ended on its own is over; one that was killed (still `running` on disk), crashed
+# (`error`) or stopped by its user can go on.
+RESUMABLE: tuple[Outcome, ...] = ("running", "error", "stopped")
+# run.json keys the trajectory owns; the rest is the runner's meta.
+_OWN_KEYS = ("goal", "outcome", "answer", "steps", "started_at", "last_step_at", "elapsed_s")
 
 
 def new_run_id() -> str:
@@ -51,8 +63,12 @@ class Step(BaseModel):
     parse_error: str | None = None
     result: ActionResult | None = None
     grounded: dict[str, list[int]] | None = None  # each target in words -> the [x, y] pixel it was found at
+    # each target in words -> {box, point, score, source[, tried]}: how and by whom it was found
+    grounding: dict[str, dict[str, Any]] | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     screenshot: str | None = None
+    # a reply of several calls: each {action, result}, in order (`action`/`result` sum them up)
+    calls: list[dict[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,42 +83,20 @@ class Step(BaseModel):
         return None
 
 
-def redact(step: Step, secret_texts: Sequence[str]) -> Step:
-    """Replace every secret, wherever it appears in the record, except in the action's name:
-    a name is one of ours, and a secret that happens to be part of one ("n" in "finish")
-    must not change what the record says was done."""
-    if not any(secret_texts):
+def redact(step: Step, redactor: Redactor) -> Step:
+    """Replace every spelling of every secret, wherever it appears in the record (keys too:
+    `grounded` is keyed by descriptions in words), except in the action's name: a name is
+    one of ours, and a secret that happens to be part of one ("n" in "finish") must not
+    change what the record says was done."""
+    if not redactor:
         return step
-    record = _scrub(step.model_dump(mode="json"), secret_texts)
+    record = redactor.value(step.model_dump(mode="json"))
     if step.action is not None and "action" in step.action:
         record["action"]["action"] = step.action["action"]
+    for call, shown in zip(step.calls or (), record.get("calls") or (), strict=True):
+        if isinstance(call.get("action"), dict) and "action" in call["action"]:
+            shown["action"]["action"] = call["action"]["action"]
     return Step.model_validate(record)
-
-
-def _spellings(text: str) -> set[str]:
-    """The ways a secret may appear in a record: as it is, escaped inside a JSON string (ASCII
-    or not) or a Python one, and percent-encoded in a URL (a form sent with GET)."""
-    return {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], repr(text)[1:-1],
-            quote(text, safe=""), quote_plus(text)}
-
-
-def _scrub(value: Any, secret_texts: Sequence[str]) -> Any:
-    """`value` (JSON-like, keys included) with each spelling of each secret replaced by
-    REDACTED, the longest first."""
-    variants = sorted({v for t in secret_texts if t for v in _spellings(t)}, key=len, reverse=True)
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            for v in variants:
-                value = value.replace(v, REDACTED)
-            return value
-        if isinstance(value, dict):  # keys too: `grounded` is keyed by descriptions in words
-            return {scrub(k): scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(v) for v in value]
-        return value
-
-    return scrub(value)
 
 
 @dataclass
@@ -114,26 +108,37 @@ class RunEnd:
 
 
 class Trajectory:
-    """An append-only run directory. Also readable after the fact with `load`."""
+    """An append-only run directory. Also readable after the fact with `read_steps`, and
+    reopened to go on with `resume`."""
 
     def __init__(self, run_dir: Path, *, goal: str, meta: dict[str, Any] | None = None,
                  secret_values: Sequence[str] = ()) -> None:
+        self._setup(run_dir, goal=goal, meta=meta, secret_values=secret_values)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:  # "x": two runs must never interleave their steps in one file
+            self._jsonl = (run_dir / "steps.jsonl").open("xb")
+        except FileExistsError:
+            raise AgentError(
+                f"{run_dir} already holds a run: pick another run_id, or remove that directory"
+            ) from None
+        lock(self._jsonl, run_dir)
+        self._write_run_json()
+
+    def _setup(self, run_dir: Path, *, goal: str, meta: dict[str, Any] | None,
+               secret_values: Sequence[str], started_at: str | None = None, elapsed_s: float = 0.0) -> None:
         self.run_dir = run_dir
         self.goal = goal
         self.steps: list[Step] = []
         self.outcome: Outcome = "running"
         self.answer: str | None = None
+        self.output: Any = None  # a typed run's validated answer (Agent(output_type=...))
         self._meta = dict(meta or {})
         # Known before run.json is first written: the goal may hold one.
-        self._secrets: list[str] = list(dict.fromkeys(text for text in secret_values if text))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:  # "x": two runs must never interleave their steps in one file
-            self._jsonl = (run_dir / "steps.jsonl").open("x", encoding="utf-8")
-        except FileExistsError:
-            raise AgentError(
-                f"{run_dir} already holds a run: pick another run_id, or remove that directory"
-            ) from None
-        self._write_run_json()
+        self.redactor = Redactor(secret_values)
+        self._started_at = started_at or _now()
+        self._last_step_at: str | None = None
+        self._elapsed_before = elapsed_s  # seconds spent by the processes that ran it before this one
+        self._opened = time.monotonic()
 
     @classmethod
     def create(cls, runs_dir: Path | str, *, goal: str, run_id: str | None = None,
@@ -141,25 +146,102 @@ class Trajectory:
         return cls(Path(runs_dir) / (run_id or new_run_id()), goal=goal, meta=meta,
                    secret_values=secret_values)
 
+    @classmethod
+    def resume(cls, run_dir: Path | str, *, secret_values: Sequence[str] = ()) -> Trajectory:
+        """Reopen a run that did not end on its own (see RESUMABLE), to append its next steps.
+
+        The steps on disk come back in `steps`. A last line cut short by the kill is dropped
+        and the file truncated to the last whole line, so appends stay valid JSON Lines. A
+        step whose screenshot is lost is kept (see recovery.check_screenshots). run.json's
+        meta stays; `resumes` in it lists when each resume began. `secret_values`: the run's
+        secrets, given again (disk never had them)."""
+        run_dir = Path(run_dir)
+        record = cls.read_run(run_dir)
+        if record.get("outcome") not in RESUMABLE:
+            raise AgentError(f"{run_dir} ended as {record.get('outcome')!r}: only a run that was killed, "
+                             f"crashed or stopped ({', '.join(RESUMABLE)}) can be resumed")
+        trajectory = cls.__new__(cls)
+        meta = {k: v for k, v in record.items() if k not in _OWN_KEYS}
+        trajectory._setup(run_dir, goal=str(record.get("goal", "")), meta=meta, secret_values=secret_values,
+                          started_at=record.get("started_at"),
+                          elapsed_s=float(record.get("elapsed_s") or 0.0))
+        path = run_dir / "steps.jsonl"
+        try:
+            jsonl = path.open("a+b")  # appends go to the end, wherever a read or truncate left off
+        except OSError as exc:
+            raise AgentError(f"cannot open {path}: {exc.strerror or exc}") from None
+        try:
+            lock(jsonl, run_dir)
+            jsonl.seek(0)
+            steps, complete = whole_lines(jsonl.read(), Step.model_validate_json, where=path)
+            if complete < jsonl.tell():
+                log.warning("%s: dropping a last line cut short (%d bytes)", path, jsonl.tell() - complete)
+                jsonl.truncate(complete)
+                os.fsync(jsonl.fileno())
+            check_indices([step.index for step in steps], path)
+        except BaseException:
+            jsonl.close()
+            raise
+        trajectory._jsonl = jsonl
+        trajectory.steps = steps
+        trajectory._last_step_at = record.get("last_step_at")
+        check_screenshots(run_dir, [(step.index, step.screenshot) for step in steps], len(steps))
+        resumes = [*trajectory._meta.get("resumes", []), {"at": _now(), "after_step": len(steps)}]
+        trajectory._meta["resumes"] = resumes
+        trajectory._write_run_json()
+        return trajectory
+
+    @staticmethod
+    def read_run(run_dir: Path | str) -> dict[str, Any]:
+        """run.json of a run directory, as a dict; AgentError if there is none to read."""
+        path = Path(run_dir) / "run.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise AgentError(f"{run_dir} holds no run (no run.json): give a directory under runs/") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AgentError(f"{path} cannot be read ({exc}): the run cannot be resumed") from None
+        if not isinstance(record, dict):
+            raise AgentError(f"{path} is not a run record (a JSON object)")
+        return record
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The runner's part of run.json (a copy): limits, start, secret names, kind."""
+        return dict(self._meta)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds the run has been going, over every process that ran it (downtime excluded)."""
+        return self._elapsed_before + time.monotonic() - self._opened
+
     def add_secret(self, text: str) -> None:
         """Register text that must never be written, from this step on; run.json (whose goal
         may hold it) is rewritten at once."""
-        if text and text not in self._secrets:
-            self._secrets.append(text)
+        if self.redactor.add(text):
             self._write_run_json()
 
+    def record(self, **fields: Any) -> None:
+        """Merge `fields` into run.json now, secrets redacted; also after the run has ended (a
+        task's success checks are recorded so)."""
+        self._meta.update(fields)
+        self._write_run_json()
+
     def append(self, step: Step, screenshot: Image | None = None) -> Step:
-        """Write the step (and its screenshot) and flush both to disk before returning."""
+        """Write the step (and its screenshot) and flush both to disk before returning; then
+        run.json, so that it shows this step."""
         if screenshot is not None:
             name = f"step-{step.index:03d}.png"
             # zlib level 1, not 6: the write is on the step path (7 ms vs 11 ms for the demo page here).
             screenshot.save(self.run_dir / name, compress_level=1)
             step = step.model_copy(update={"screenshot": name})
-        step = redact(step, self._secrets)
-        self._jsonl.write(step.model_dump_json() + "\n")
+        step = redact(step, self.redactor)
+        self._jsonl.write(step.model_dump_json().encode("utf-8") + b"\n")
         self._jsonl.flush()
         os.fsync(self._jsonl.fileno())
         self.steps.append(step)
+        self._last_step_at = _now()
+        self._write_run_json(durable=False)
         return step
 
     @contextmanager
@@ -181,20 +263,35 @@ class Trajectory:
 
     def end(self, outcome: Outcome, answer: str | None = None) -> None:
         self.outcome = outcome
-        self.answer = _scrub(answer, self._secrets)  # the model may write a secret into its answer
+        self.answer = self.redactor.value(answer)  # the model may write a secret into its answer
         self._write_run_json()
         self._jsonl.close()
 
-    def _write_run_json(self) -> None:
+    def _write_run_json(self, *, durable: bool = True) -> None:
+        """Atomically (a reader sees the old file or the new, never half of one), and `durable`:
+        fsynced, so that a power cut keeps it too. Each step's update is not: on the step's path,
+        an fsync here would also flush that step's PNG (+8 ms a step, measured), and steps.jsonl
+        (fsynced) is what a resume counts; the resume's needs (goal, limits, start, secrets'
+        names) are written durably when the run is created, resumed, recorded or ended. On a
+        filesystem that may put a rename on disk before the data it names (XFS; ext4 mounted
+        noauto_da_alloc), a power cut in a step's update can empty run.json."""
         record = {
             "goal": self.goal,
             "outcome": self.outcome,
             "answer": self.answer,
             "steps": len(self.steps),
+            "started_at": self._started_at,
+            "last_step_at": self._last_step_at,
+            "elapsed_s": round(self.elapsed_s, 3),
             **self._meta,
         }
+        data = json.dumps(self.redactor.value(record), indent=2).encode("utf-8")
         tmp = self.run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(_scrub(record, self._secrets), indent=2), encoding="utf-8")
+        with tmp.open("wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         tmp.replace(self.run_dir / "run.json")
 
     def __iter__(self) -> Iterator[Step]:
@@ -205,9 +302,11 @@ class Trajectory:
 
     @staticmethod
     def read_steps(run_dir: Path | str) -> list[Step]:
-        """Load the steps of a run directory (for reports, resume and tests)."""
+        """Load the steps of a run directory (for reports, resume and tests). A last line cut
+        short by a kill is skipped: the step being written then was never complete."""
         path = Path(run_dir) / "steps.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines.pop()  # the step being written when the process was killed: never complete
-        return [Step.model_validate_json(line) for line in lines if line.strip()]
+        return whole_lines(path.read_bytes(), Step.model_validate_json, where=path)[0]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

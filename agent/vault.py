@@ -2,8 +2,9 @@
 
 The user gives `Agent(secrets={"password": ...})`. The model is told only the names, and
 types `<secret>password</secret>`; the value replaces the placeholder just before the
-executor types it. The recorded action keeps the placeholder, and every value is redacted
-from whatever the trajectory writes.
+executor types it. The recorded action keeps the placeholder. Every value, in every
+spelling (agent/redaction.py), is redacted from whatever leaves the agent: shown to the
+model as its placeholder (`redactor()`), written to disk and to the logs as [secret].
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from agent.redaction import Redactor
 from tools.actions import BaseAction, Type
 from tools.errors import AgentError
 
 __all__ = ["PLACEHOLDER", "Secrets", "UnknownSecret", "literal_secret"]
 
+# Shorter values are refused, and shorter text marked secret is typed but not redacted:
+# replacing "n" or "ok" everywhere would garble every record after it, and hides nothing.
+MIN_SECRET_LENGTH = MIN_LITERAL_SECRET = 4
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
 PLACEHOLDER = re.compile(rf"<secret>\s*({_NAME})\s*</secret>")
 
@@ -34,6 +39,10 @@ class Secrets:
                 raise AgentError(f"secret name {name!r}: a letter or _ first, then letters, digits, _ . or -")
             if not isinstance(value, str) or not value:
                 raise AgentError(f"secret {name!r} has no value: give it a non-empty string")
+            if len(value) < MIN_SECRET_LENGTH:
+                # Redacting "x" or "ok" everywhere would garble every record (keys included).
+                raise AgentError(f"secret {name!r} is shorter than {MIN_SECRET_LENGTH} characters, too short "
+                                 "to keep out of the records without garbling them: use a longer value")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -42,6 +51,10 @@ class Secrets:
     @property
     def values(self) -> tuple[str, ...]:
         return tuple(self._values.values())
+
+    def redactor(self) -> Redactor:
+        """What shows the model each value, in any spelling, as its placeholder instead."""
+        return Redactor(self._values, placeholders=True)
 
     def fill(self, text: str) -> str:
         """`text` with every placeholder replaced by its value; UnknownSecret names the known ones."""
@@ -64,11 +77,6 @@ class Secrets:
 
     def __repr__(self) -> str:  # never the values: a repr ends up in logs and tracebacks
         return f"Secrets(names={list(self._values)})"
-
-
-# Shorter text marked secret is typed but not redacted: replacing "n" or "ok" everywhere
-# would garble every record after it, and hides nothing worth hiding.
-MIN_LITERAL_SECRET = 4
 
 
 def literal_secret(action: BaseAction) -> str | None:

@@ -5,9 +5,12 @@ with 2; a traceback means a bug in this program.
 
     app     the Typer application
     common  loading a model, opening an executor, following a run live, Ctrl-C
-    run     `run` and `demo`: a model works towards a goal
-    script  `script`: steps with targets in words
+    run     `run` and `demo`: a model works towards a goal (or a task file's)
+    script  `script`: a task file's steps, targets in words
+    tasks   `tasks`: every task file in a folder, run and checked
+    bench   `bench miniwob`: suites through the agent's own path
     info    `serve`, `report` and `models`
+    mcp     `mcp`: one executor offered to MCP clients as tools
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tools.errors import AgentError
 
 # Each module registers its commands on `app`; `--help` lists them in import order.
 # isort: off
-from agent.cli import run, script, info  # noqa: F401
+from agent.cli import run, script, tasks, bench, info, mcp  # noqa: F401
 # isort: on
 
 __all__ = ["DEMO_GOAL", "DEMO_PAGE", "app", "main"]
@@ -31,6 +34,10 @@ def main() -> None:
         app()
     except AgentError as exc:
         print(f"internvl-agent: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a file or folder the user named: unreadable, full disk, no permission
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"internvl-agent: {exc.strerror or exc}{where}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("internvl-agent: interrupted", file=sys.stderr)

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -18,14 +19,37 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from agent.runner import Runner
+    from agent.task_run import TaskResult
     from agent.trajectory import Step
     from model.base import VisionLanguageModel
+    from tasks.spec import Task
     from tools.executor import Executor
 
-__all__ = ["MODEL_HELP", "check_url", "follow", "load_model", "open_executor", "quiet_transformers",
-           "run_in_browser", "secrets_from_environment"]
+__all__ = ["MODEL_HELP", "RunsDir", "check_runs_dir", "check_url", "follow", "load_model", "open_executor",
+           "print_task_result", "quiet_transformers", "run_in_browser", "run_task_live",
+           "secrets_from_environment"]
 
 MODEL_HELP = "A short name (internvl3-8b), a hub id in the local cache, a checkpoint directory, or 'tiny'."
+
+
+def check_runs_dir(path: Path) -> Path:
+    """`path`, once it is known that trajectories can be written there (it is a writable folder,
+    or one can be made under its nearest existing parent): checked while the arguments are
+    read, so that a bad one is one line before any model or browser starts. Nothing is made."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file, not a folder" if existing == path else f"is under {existing}, a file"
+        raise AgentError(f"--runs-dir {path} {what}: give a folder for the trajectories")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" (nor is {existing}, where it would be made)"
+        raise AgentError(f"--runs-dir {path} is not writable by this user{where}: give another folder")
+    return path
+
+
+RunsDir = Annotated[Path, typer.Option(help="Where trajectories are written (made if missing).",
+                                       callback=check_runs_dir)]
 
 
 def secrets_from_environment(names: list[str]) -> dict[str, str]:
@@ -43,7 +67,7 @@ def secrets_from_environment(names: list[str]) -> dict[str, str]:
 
 def run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool, runs_dir: Path,
                    base_url: str | None = None, secrets: dict[str, str] | None = None,
-                   allowed_domains: list[str] | None = None) -> None:
+                   allowed_domains: list[str] | None = None, strict: bool = False) -> None:
     from rich.console import Console
 
     from agent.loop import Agent
@@ -51,7 +75,9 @@ def run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, head
     from tools.browser import BrowserExecutor
 
     check_url(url)
-    safety = SafetyPolicy(allowed_domains=allowed_domains)
+    if strict and not allowed_domains:
+        raise AgentError("--strict applies the allowed domains to every request: give --allow-domain too")
+    safety = SafetyPolicy(allowed_domains=allowed_domains, strict=strict)
     if safety.allowlist is not None and not safety.allowlist.allows(url):
         domains = ", ".join(safety.allowlist.domains)
         raise AgentError(f"--url {url} is not on the allowed domains ({domains}): start on one of them")
@@ -59,14 +85,58 @@ def run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, head
     with console.status(f"loading model {model_name}"):
         vlm = load_model(model_name, base_url)
     # The policy refuses a navigate before it runs; the browser, wherever a click or a page leads.
-    with BrowserExecutor(start_url=url, headless=not headed, allowed_domains=allowed_domains) as executor:
+    with BrowserExecutor(start_url=url, headless=not headed, allowed_domains=allowed_domains,
+                         strict=strict) as executor:
         agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets, safety=safety)
-        follow(agent, agent.steps(goal), console)
+        follow(agent, agent.steps(goal, start={"url": url}), console)  # recorded, for --resume
+
+
+def run_task_live(task: Task, *, grounder: str, model: VisionLanguageModel | None, runs_dir: Path,
+                  secrets: dict[str, str], headed: bool, as_json: bool) -> None:
+    """Start a task file, run its steps (or its goal, when it has none) printing each step, then
+    its success checks; `as_json` prints the result as one JSON object, the last line on stdout.
+    Exits with 1 unless the task succeeded (its run finished and its checks passed)."""
+    import json
+
+    from rich.console import Console
+
+    from agent.task_run import TaskRun
+
+    console = Console(stderr=True)
+    with TaskRun(task, grounder=grounder, model=model, runs_dir=runs_dir, secrets=secrets,
+                 headless=not headed) as run:
+        assert run.runner is not None
+        follow(run.runner, run.steps(), console)
+        result = run.result()
+    print_task_result(result, console)
+    if as_json:
+        print(json.dumps(result.to_json()), flush=True)
+    if not result.success:
+        raise typer.Exit(1)  # for shell scripts and CI
+
+
+def print_task_result(result: TaskResult, console: Console) -> None:
+    """Each success check, then the task's verdict, on the console (stderr)."""
+    for check in result.checks:
+        console.print(f"check {check.check}: {'pass' if check.ok else 'FAIL'} ({check.why})", markup=False,
+                      highlight=False, soft_wrap=True)
+    console.print(f"task {result.task}: " + ("success" if result.success else f"failed: {result.why}"),
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def check_url(url: str) -> None:
+    """A start URL that the browser can open, or one line saying what to give instead."""
     if not url.startswith(("http://", "https://", "file://")):
         raise AgentError(f"--url {url!r} is not a URL: give one that starts with http://, https:// or file://")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # both raise ValueError on a malformed address
+    except ValueError as exc:
+        raise AgentError(f"--url {url!r} is not a valid URL ({exc}): check the host and port") from None
+    if parts.scheme in ("http", "https") and not host:
+        raise AgentError(f"--url {url!r} names no host: give one such as http://127.0.0.1:8000/")
+    if parts.scheme == "file" and not parts.path:
+        raise AgentError(f"--url {url!r} names no file: give file:///path/to/page.html")
 
 
 def open_executor(url: str | None, headed: bool) -> Executor:

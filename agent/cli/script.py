@@ -1,4 +1,4 @@
-"""`internvl-agent script`: steps with targets in words, grounded on the live screen."""
+"""`internvl-agent script`: a task file's steps, targets in words grounded on the live screen."""
 
 from __future__ import annotations
 
@@ -10,59 +10,70 @@ import typer
 from agent.cli.app import app
 from agent.cli.common import (
     MODEL_HELP,
+    RunsDir,
     check_url,
-    follow,
     load_model,
-    open_executor,
+    run_task_live,
     secrets_from_environment,
 )
-from tools.errors import AgentError
+from tools.errors import AgentError, TaskError
 
 __all__ = ["script"]
 
 
 @app.command()
 def script(
-    path: Annotated[Path, typer.Argument(help="The script: a YAML list of steps (see agent/script.py).")],
+    path: Annotated[Path | None, typer.Argument(help="A task file with steps (see tasks/spec.py).")] = None,
     url: Annotated[str | None, typer.Option(
-        help="Run it in a browser that starts here. Without it, on this desktop (needs a display).")] = None,
-    model: Annotated[str, typer.Option(help=MODEL_HELP + " It grounds the targets.")] = "internvl3-2b",
+        help="Run it in a browser that starts here, instead of where the file's `start` says. Without "
+        "either, on this desktop (needs a display).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help=MODEL_HELP + " It grounds the targets (with --grounder model, or last with auto).")] = None,
     grounder: Annotated[str, typer.Option(
-        help="'model' (the model finds each target on the screenshot) or 'dom' (in the page's markup, by "
-        "role, label and text: no model is loaded; needs --url).")] = "model",
+        help="'auto' (in a browser the page's markup, then OCR, then the model if given; on a desktop OCR, "
+        "then the model), 'dom' (the page's markup: role, label, text), 'ocr' (the text on the "
+        "screenshot) or 'model' (the model finds each target on the screenshot).")] = "auto",
     headed: Annotated[bool, typer.Option(help="Show the browser window.")] = False,
-    runs_dir: Annotated[Path, typer.Option(help="Where trajectories are written.")] = Path("runs"),
+    runs_dir: RunsDir = Path("runs"),
     base_url: Annotated[str | None, typer.Option(
         help="Ground with a model served over an OpenAI-compatible API at this URL.")] = None,
     secret: Annotated[list[str] | None, typer.Option(
         help="The name of an environment variable holding a secret that steps type as <secret>NAME</secret>; "
         "never written to disk. Repeatable.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Go on with the run in this directory (killed, crashed or stopped) from the step after the "
+        "last one done; its task file, start and grounder come from its run.json.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=(
+        "Print the result as one JSON object on the last line of stdout: task, success, outcome, steps, "
+        "run_dir, checks."))] = False,
 ) -> None:
-    """Run a script whose targets are described in words, each grounded on the live screen.
-    Exits with 1 when a step fails."""
-    from rich.console import Console
+    """Run a task file's steps, each target grounded on the live screen, then its success checks.
+    Exits with 1 when a step or a check fails."""
+    from agent.script import Script
+    from agent.task_run import refusal
 
-    from agent.grounding import Grounder
-    from agent.grounding.dom import DOMGrounder
-    from agent.grounding.model import ModelGrounder
-    from agent.script import Script, ScriptRunner
-
-    loaded = Script.load(path)  # a bad file fails here, before a model is loaded
     secrets = secrets_from_environment(secret or [])
+    if resume is not None:
+        if path is not None:
+            raise AgentError("--resume goes on with a recorded run: give no task file with it")
+        from agent.cli.resume import resume_script
+
+        resume_script(resume, model=model, base_url=base_url, headed=headed, secrets=secrets)
+        return  # the grounder is the one the run used
+    if path is None:
+        raise AgentError("give a task file (PATH), or --resume RUN_DIR")
+    task = Script.load(path)  # a bad file fails here, before a model is loaded
     if url is not None:
         check_url(url)
-    if grounder not in ("model", "dom"):
-        raise AgentError(f"--grounder {grounder!r}: give 'model' or 'dom'")
-    if grounder == "dom" and url is None:
-        raise AgentError("--grounder dom reads a web page's markup: give --url (on a desktop, use the model)")
-    console = Console(stderr=True)
-    if grounder == "model":
-        with console.status(f"loading model {model}"):
-            locator: Grounder = ModelGrounder(load_model(model, base_url))
-    with open_executor(url, headed) as executor:
-        if grounder == "dom":
-            locator = DOMGrounder(executor)  # type: ignore[arg-type]  # a BrowserExecutor: --url is given
-        runner = ScriptRunner(executor, locator, runs_dir=runs_dir, secrets=secrets)
-        follow(runner, runner.steps(loaded), console)
-    if runner.trajectory is not None and runner.trajectory.outcome != "finished":
-        raise typer.Exit(1)  # for shell scripts and CI: a step failed
+        task = task.starting_at(url)
+    why = refusal(task, grounder=grounder, with_model=model is not None, secret_names=secrets)
+    if why is not None:
+        raise TaskError(why)
+    vlm = None
+    if model is not None and grounder in ("model", "auto"):
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"loading model {model}"):
+            vlm = load_model(model, base_url)
+    run_task_live(task, grounder=grounder, model=vlm, runs_dir=runs_dir, secrets=secrets, headed=headed,
+                  as_json=as_json)

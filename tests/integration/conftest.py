@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,20 @@ def _kill_browser(executor: BrowserExecutor) -> int:
 def kill_browser() -> Callable[[BrowserExecutor], int]:
     """Kills an executor's Chromium by PID (see _kill_browser)."""
     return _kill_browser
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private cache: "tiny" resolves here, and the user's real cache is left alone."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INTERNVL_AGENT_CACHE", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(cache: Path) -> Path:
+    """The tiny random-weight checkpoint (model/tiny.py), built offline into `cache`."""
+    from model import tiny
+
+    return tiny.tiny_checkpoint()

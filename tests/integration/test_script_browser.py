@@ -81,7 +81,7 @@ def test_the_cli_refuses_a_bad_script_in_one_line_before_loading_a_model(tmp_pat
 def test_the_cli_runs_a_script_with_the_tiny_model_and_exits_1_when_a_step_fails(page_server, tmp_path):
     (tmp_path / "s.yaml").write_text("timeout: 0.5\nsteps:\n  - wait: 0.1\n  - click: the Click me button\n")
     url = f"{page_server}/playground.html"
-    proc = _cli("script", "s.yaml", "--url", url, "--model", "tiny", cwd=tmp_path)
+    proc = _cli("script", "s.yaml", "--url", url, "--grounder", "model", "--model", "tiny", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr  # random weights answer no box: step 2 fails
     assert "failed after 2 steps" in proc.stderr and "Traceback" not in proc.stderr
     run_dir = tmp_path / proc.stdout.strip().rsplit("trajectory: ", 1)[1]
@@ -120,4 +120,4 @@ def test_the_cli_refuses_dom_grounding_without_a_page(tmp_path):
     (tmp_path / "s.yaml").write_text("steps:\n  - click: OK\n")
     proc = _cli("script", "s.yaml", "--grounder", "dom", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "--grounder dom reads a web page's markup: give --url" in proc.stderr
+    assert "the dom grounder reads web pages: ground with --grounder ocr, auto or model" in proc.stderr
