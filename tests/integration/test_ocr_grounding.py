@@ -21,7 +21,6 @@ import pytest
 
 from agent.grounding import act
 from agent.grounding.ocr import OCRGrounder, RapidOCREngine
-from agent.script import Script, ScriptRunner
 from tools.actions import Click, Type
 from tools.browser import BrowserExecutor
 from tools.errors import GroundingError
@@ -160,7 +159,8 @@ def test_reading_downloads_nothing(monkeypatch):
 
 # --- the desktop: a real Xvfb screen and the Tk recorder, no model ------------------------------
 
-RECORDER = Path(__file__).resolve().parent.parent / "helpers" / "desktop_recorder.py"
+ROOT = Path(__file__).resolve().parent.parent.parent
+RECORDER = ROOT / "tests" / "helpers" / "desktop_recorder.py"
 ROWS = "Alice   Delete\nBob     Delete\nCarol   Delete"
 
 
@@ -199,25 +199,41 @@ def _wait_for(log: Path, wanted, timeout: float = 10.0) -> dict:
     raise AssertionError(f"the recorder logged nothing like that in {timeout} s")
 
 
+# Run in a process of its own: pyautogui binds a process to the first X display it meets, and
+# other desktop tests in this process have their own Xvfb.
+DESKTOP_SCRIPT = """
+import json, sys
+from agent.grounding.ocr import OCRGrounder
+from agent.script import Script, ScriptRunner
+from tools.desktop import DesktopExecutor
+script = Script.parse({"timeout": 30, "steps": [
+    {"type": sys.argv[3]},  # the recorder's text box has the focus: these become the screen's text
+    {"click": "the Delete button next to Bob"},
+    {"type": "X"},
+    {"type": {"text": "Y", "target": "the Carol text"}},
+    {"expect": "the second Delete"},
+]})
+with DesktopExecutor(display=sys.argv[1]) as desktop:
+    trajectory = ScriptRunner(desktop, OCRGrounder(), runs_dir=sys.argv[2]).run(script)
+print(json.dumps({"outcome": trajectory.outcome, "run_dir": str(trajectory.run_dir),
+                  "errors": [s.result.error for s in trajectory.steps if s.result and not s.ok]}))
+"""
+
+
 @pytest.mark.desktop
 def test_a_desktop_script_clicks_and_types_by_the_text_on_screen(recorder_log, tmp_path):
-    from tools.desktop import DesktopExecutor
-
     display, log = recorder_log
-    script = Script.parse({"timeout": 30, "steps": [
-        {"type": ROWS},  # the recorder's text box has the focus: these become the screen's text
-        {"click": "the Delete button next to Bob"},
-        {"type": "X"},
-        {"type": {"text": "Y", "target": "the Carol text"}},
-        {"expect": "the second Delete"},
-    ]})
-    with DesktopExecutor(display=display) as desktop:
-        trajectory = ScriptRunner(desktop, OCRGrounder(), runs_dir=tmp_path).run(script)
-    assert trajectory.outcome == "finished", [s.result for s in trajectory.steps]
+    proc = subprocess.run([sys.executable, "-c", DESKTOP_SCRIPT, display, str(tmp_path / "runs"), ROWS],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    ran = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ran["outcome"] == "finished", ran["errors"]
     final = _wait_for(log, lambda e: e["type"] == "key" and "Y" in e["text"])["text"]
     alice, bob, carol = final.split("\n")
     assert alice == "Alice   Delete"
     assert "X" in bob and bob.replace("X", "") == "Bob     Delete" and bob.index("X") > 8  # in its Delete
     assert "Y" in carol and carol.replace("Y", "") == "Carol   Delete" and carol.index("Y") <= 5
-    grounding = trajectory.steps[1].grounding["the Delete button next to Bob"]
+    steps = [json.loads(line) for line in (Path(ran["run_dir"]) / "steps.jsonl").read_text().splitlines()]
+    grounding = steps[1]["grounding"]["the Delete button next to Bob"]
     assert grounding["source"] == "ocr" and grounding["score"] > 0.8
