@@ -107,14 +107,8 @@ def _check_limits(min_tiles: int, max_tiles: int) -> None:
         raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles=}, {max_tiles=}")
 
 
-def tile_image_reference(
-    image: Image,
-    *,
-    max_tiles: int = 12,
-    min_tiles: int = 1,
-    tile_size: int = TILE_SIZE,
-    thumbnail: bool = True,
-) -> Tiles:
+def tile_image_reference(image: Image, *, max_tiles: int = 12, min_tiles: int = 1, tile_size: int = TILE_SIZE,
+                         thumbnail: bool = True) -> Tiles:
     """InternVL's tiles of `image`, computed plainly: the definition `tile_image` is held to."""
     from PIL.Image import Resampling
 
@@ -134,14 +128,8 @@ def tile_image_reference(
     return Tiles(pixel_values=np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)), grid=(cols, rows))
 
 
-def tile_image(
-    image: Image,
-    *,
-    max_tiles: int = 12,
-    min_tiles: int = 1,
-    tile_size: int = TILE_SIZE,
-    thumbnail: bool = True,
-) -> Tiles:
+def tile_image(image: Image, *, max_tiles: int = 12, min_tiles: int = 1, tile_size: int = TILE_SIZE,
+               thumbnail: bool = True) -> Tiles:
     """Split `image` into InternVL's dynamic tiles, normalized for the vision tower.
 
     The tiles of `tile_image_reference`, within half an 8-bit level, about 5x faster. Runs on

@@ -114,56 +114,73 @@ class _Pattern(Check):
             raise ValueError(f"{value!r} is not a regular expression ({exc})") from None
         return value
 
-    def matches(self, text: str | None) -> bool:
-        return text is not None and re.search(self.pattern, text) is not None
+    def judge(self, ctx: _Context) -> tuple[bool, str]:
+        text, missing = self.read(ctx)
+        if text is None:
+            return False, missing
+        return re.search(self.pattern, text) is not None, f"{self.subject} was {self.show(text)}"
+
+    # What the pattern is searched in: `read` gives (its text, or None and why there is none).
+    subject: ClassVar[str] = ""
+
+    def read(self, ctx: _Context) -> tuple[str | None, str]:
+        raise NotImplementedError
+
+    def show(self, text: str) -> str:
+        return _shown(text)
 
 
 class UrlMatches(_Pattern):
     kind: ClassVar[str] = "url_matches"
+    subject: ClassVar[str] = "url"
 
-    def judge(self, ctx: _Context) -> tuple[bool, str]:
-        url = ctx.observation().url
-        if url is None:
-            return False, "there is no URL: this task runs on the desktop, not in a browser"
-        return self.matches(url), f"url was {url}"
+    def read(self, ctx: _Context) -> tuple[str | None, str]:
+        return ctx.observation().url, "there is no URL: this task runs on the desktop, not in a browser"
+
+    def show(self, text: str) -> str:
+        return text  # a URL reads best unquoted, and in full
 
 
 class TitleMatches(_Pattern):
     kind: ClassVar[str] = "title_matches"
+    subject: ClassVar[str] = "title"
 
-    def judge(self, ctx: _Context) -> tuple[bool, str]:
-        title = ctx.observation().title
-        if title is None:
-            return False, "there is no page title: this task runs on the desktop, not in a browser"
-        return self.matches(title), f"title was {_shown(title)}"
+    def read(self, ctx: _Context) -> tuple[str | None, str]:
+        return ctx.observation().title, ("there is no page title: this task runs on the desktop, "
+                                         "not in a browser")
 
 
 class AnswerMatches(_Pattern):
     kind: ClassVar[str] = "answer_matches"
+    subject: ClassVar[str] = "answer"
+
+    def read(self, ctx: _Context) -> tuple[str | None, str]:
+        return ctx.answer, "the run gave no answer"
+
+
+class _PageCheck(Check):
+    """A check that reads the web page: on the desktop, or where the page cannot be read, it
+    fails with the reason."""
 
     def judge(self, ctx: _Context) -> tuple[bool, str]:
-        if ctx.answer is None:
-            return False, "the run gave no answer"
-        return self.matches(ctx.answer), f"answer was {_shown(ctx.answer)}"
+        from playwright.sync_api import Error
+
+        from tools.browser.runtime import first_line
+
+        page = ctx.page()
+        if page is None:
+            return False, f"{self.kind} reads a web page, and this task runs on the desktop"
+        try:
+            return self.read_page(page)
+        except Error as exc:  # a bad selector, a script that throws, a page gone
+            said = re.sub(r"^\w+\.\w+: ", "", first_line(exc))  # without "Page.evaluate: "
+            return False, f"{self.kind} failed on the page: {said}"
+
+    def read_page(self, page: Page) -> tuple[bool, str]:
+        raise NotImplementedError
 
 
-def _on_page(ctx: _Context, kind: str, read: Callable[[Page], tuple[bool, str]]) -> tuple[bool, str]:
-    """`read(page)`, or a failed check when there is no page or it cannot be read."""
-    from playwright.sync_api import Error
-
-    from tools.browser.runtime import first_line
-
-    page = ctx.page()
-    if page is None:
-        return False, f"{kind} reads a web page, and this task runs on the desktop"
-    try:
-        return read(page)
-    except Error as exc:  # a bad selector, a script that throws, a page gone
-        said = re.sub(r"^\w+\.\w+: ", "", first_line(exc))  # without "Page.evaluate: "
-        return False, f"{kind} failed on the page: {said}"
-
-
-class ElementText(Check):
+class ElementText(_PageCheck):
     kind: ClassVar[str] = "element_text"
     selector: str = Field(min_length=1)
     equals: str | None = None
@@ -179,45 +196,36 @@ class ElementText(Check):
         test = "equals" if self.equals is not None else "contains"
         return f"{self.kind}: {self.selector} {test} {getattr(self, test)!r}"
 
-    def judge(self, ctx: _Context) -> tuple[bool, str]:
-        def read(page: Page) -> tuple[bool, str]:
-            found = page.locator(self.selector)
-            if found.count() == 0:
-                return False, f"no element matches {self.selector!r}"
-            text = " ".join(found.first.inner_text(timeout=5_000).split())
-            if self.equals is not None:
-                ok = text == " ".join(self.equals.split())
-            else:
-                ok = " ".join((self.contains or "").split()) in text
-            return ok, f"the text of {self.selector} was {_shown(text)}"
-
-        return _on_page(ctx, self.kind, read)
+    def read_page(self, page: Page) -> tuple[bool, str]:
+        found = page.locator(self.selector)
+        if found.count() == 0:
+            return False, f"no element matches {self.selector!r}"
+        text = " ".join(found.first.inner_text(timeout=5_000).split())
+        if self.equals is not None:
+            ok = text == " ".join(self.equals.split())
+        else:
+            ok = " ".join((self.contains or "").split()) in text
+        return ok, f"the text of {self.selector} was {_shown(text)}"
 
 
-class ElementExists(Check):
+class ElementExists(_PageCheck):
     kind: ClassVar[str] = "element_exists"
     main: ClassVar[str | None] = "selector"
     selector: str = Field(min_length=1)
 
-    def judge(self, ctx: _Context) -> tuple[bool, str]:
-        def read(page: Page) -> tuple[bool, str]:
-            count = page.locator(self.selector).count()
-            return count > 0, f"{count} element(s) matched {self.selector!r}"
-
-        return _on_page(ctx, self.kind, read)
+    def read_page(self, page: Page) -> tuple[bool, str]:
+        count = page.locator(self.selector).count()
+        return count > 0, f"{count} element(s) matched {self.selector!r}"
 
 
-class Js(Check):
+class Js(_PageCheck):
     kind: ClassVar[str] = "js"
     main: ClassVar[str | None] = "expression"
     expression: str = Field(min_length=1)
 
-    def judge(self, ctx: _Context) -> tuple[bool, str]:
-        def read(page: Page) -> tuple[bool, str]:
-            value = page.evaluate(self.expression)  # an expression, or a function that Playwright calls
-            return bool(value), f"it gave {json.dumps(value, default=str)[:SHOWN]}"
-
-        return _on_page(ctx, self.kind, read)
+    def read_page(self, page: Page) -> tuple[bool, str]:
+        value = page.evaluate(self.expression)  # an expression, or a function that Playwright calls
+        return bool(value), f"it gave {json.dumps(value, default=str)[:SHOWN]}"
 
 
 class FileExists(Check):

@@ -8,7 +8,7 @@ grounder resolves on the live screen before the action runs.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -56,17 +56,27 @@ class BaseAction(BaseModel):
         return self.action
 
 
-def _point_or_target(x: int | None, y: int | None, target: str | None, *, required: bool) -> None:
-    has_point = x is not None or y is not None
-    if has_point and (x is None or y is None):
-        raise ValueError("give both x and y")
-    if has_point and target is not None:
-        raise ValueError("give either x and y or target, not both")
-    if required and not has_point and target is None:
-        raise ValueError("give x and y, or a target description")
+class _Placed(BaseAction):
+    """An action at a point (`x`, `y`) or at a `target` in words, never both; `place_required`
+    says whether it may have neither (scroll: where the pointer is)."""
+
+    place_required: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        # the fields are the subclasses': declared there, so that `action` leads each schema
+        x, y, target = self.x, self.y, self.target  # type: ignore[attr-defined]
+        has_point = x is not None or y is not None
+        if has_point and (x is None or y is None):
+            raise ValueError("give both x and y")
+        if has_point and target is not None:
+            raise ValueError("give either x and y or target, not both")
+        if self.place_required and not has_point and target is None:
+            raise ValueError("give x and y, or a target description")
+        return self
 
 
-class Click(BaseAction):
+class Click(_Placed):
     """Click at a point, or on a target described in words."""
 
     action: Literal["click"] = "click"
@@ -77,24 +87,14 @@ class Click(BaseAction):
     clicks: int = Field(default=1, ge=1, le=3)
     modifiers: tuple[KeyName, ...] = ()
 
-    @model_validator(mode="after")
-    def _where(self) -> Click:
-        _point_or_target(self.x, self.y, self.target, required=True)
-        return self
 
-
-class Move(BaseAction):
+class Move(_Placed):
     """Move the pointer to a point or target without clicking (hover)."""
 
     action: Literal["move"] = "move"
     x: Coordinate | None = None
     y: Coordinate | None = None
     target: Target | None = None
-
-    @model_validator(mode="after")
-    def _where(self) -> Move:
-        _point_or_target(self.x, self.y, self.target, required=True)
-        return self
 
 
 class Drag(BaseAction):
@@ -105,9 +105,10 @@ class Drag(BaseAction):
     end: Point | Target
 
 
-class Scroll(BaseAction):
+class Scroll(_Placed):
     """Scroll by wheel notches, at a point or target if given (else where the pointer is)."""
 
+    place_required: ClassVar[bool] = False
     action: Literal["scroll"] = "scroll"
     x: Coordinate | None = None
     y: Coordinate | None = None
@@ -116,8 +117,7 @@ class Scroll(BaseAction):
     dy: int = Field(default=0, ge=-50, le=50)
 
     @model_validator(mode="after")
-    def _where(self) -> Scroll:
-        _point_or_target(self.x, self.y, self.target, required=False)
+    def _notches(self) -> Scroll:
         if self.dx == 0 and self.dy == 0:
             raise ValueError("scroll needs a non-zero dx or dy (wheel notches; dy > 0 scrolls down)")
         return self
