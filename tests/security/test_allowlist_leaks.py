@@ -230,3 +230,18 @@ def test_strict_is_one_setting_for_the_policy_and_the_browser() -> None:
         SafetyPolicy(strict=True)
     with pytest.raises(ValueError, match="allowed_domains"):
         BrowserExecutor(strict=True)
+
+
+def test_navigating_to_a_page_whose_script_leaves_fails_at_once_naming_the_refused_host(
+        site: OffsiteSite) -> None:
+    site.clear()
+    with BrowserExecutor(start_url=f"{site.allowed}/offsite.html", allowed_domains=ALLOWED) as executor:
+        executor.observe()
+        started = time.monotonic()
+        result = executor.execute(Navigate(url=f"{site.allowed}/offsite-start-script.html"))
+
+        assert not result.ok and REFUSAL in (result.error or ""), result.error
+        # It used to wait out the 30 s load timeout; the bound is loose only for slow machines.
+        assert time.monotonic() - started < 10
+        assert executor.observe().url is not None and "localhost" not in (executor.observe().url or "")
+    assert nothing_reached_the_refused_host(site)

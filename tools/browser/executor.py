@@ -27,6 +27,7 @@ a redirect that was not followed). `strict=True` holds every request of the page
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -136,9 +137,11 @@ class BrowserExecutor:
         self._geometry = Geometry(
             (round(width * device_scale_factor), round(height * device_scale_factor)), self.viewport
         )
+        guard = NavigationGuard(self.allowlist, strict=strict) if self.allowlist is not None else None
         self._input = PageInput(
             lambda x, y: self._geometry.to_device(x, y),
             allow_file=start_url is not None and urlsplit(start_url).scheme.lower() == "file",
+            goto=functools.partial(guard.open, send_back=True) if guard is not None else None,
         )
         self._dispatcher = Dispatcher("BrowserExecutor", self._input)
         launch = LaunchOptions(
@@ -158,7 +161,7 @@ class BrowserExecutor:
             settler=Settler(quiet_ms=settle_quiet_ms, max_ms=settle_max_ms),
             downloads=self._downloads,
             capture=self._screenshot,
-            guard=NavigationGuard(self.allowlist, strict=strict) if self.allowlist is not None else None,
+            guard=guard,
         )
 
     # -- lifecycle ------------------------------------------------------------------

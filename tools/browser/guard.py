@@ -65,7 +65,7 @@ from tools.browser.session import ACTION_TIMEOUT_MS
 from tools.browser.tabs import open_pages
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Frame, Page, Request, Route, WebSocketRoute
+    from playwright.sync_api import BrowserContext, Frame, Page, Request, Response, Route, WebSocketRoute
 
 __all__ = ["NavigationGuard", "offsite_pattern"]
 
@@ -76,6 +76,9 @@ log = logging.getLogger(__name__)
 POPUP_WAIT_MS = 2_000
 # How often open() looks whether the guard stopped the page it is waiting for.
 OPEN_POLL_MS = 100
+# A refused redirect shows a page that says so, at once; a document whose script left for a
+# refused address never loads. How long to tell the two apart.
+STOPPED_LOAD_MS = 1_000
 # Documents no request went to: Chromium's error page, and about:blank (its opener's).
 _NOT_ADDRESSES = ("about:", "chrome-error:")
 _EVERYTHING = re.compile("")
@@ -251,25 +254,30 @@ class NavigationGuard:
 
     # -- tabs -----------------------------------------------------------------------------
 
-    def open(self, page: Page, url: str) -> str | None:
+    def open(self, page: Page, url: str, *, send_back: bool = False) -> tuple[Response | None, str | None]:
         """Go to `url` and wait for its document to load, as `page.goto` does, but stop as
         soon as the guard refuses where the page went instead (a redirect hop, a script that
-        leaves while the page loads, whose document then never loads): that refusal."""
+        leaves while the page loads, whose document then never loads): (the response, as
+        `goto` gives it; that refusal, or None). `send_back`: a refused tab goes back to the
+        page it showed (its stopped document would never load), and the refusal says so."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         self._stopped.pop(page, None)
         self._redirects.attach(page)
-        page.goto(url, wait_until="commit")
+        response = page.goto(url, wait_until="commit")
         deadline = time.monotonic() + ACTION_TIMEOUT_MS / 1000
         while (stopped := self._stopped.get(page)) is None:
             left_ms = (deadline - time.monotonic()) * 1000
             try:
                 page.wait_for_load_state("domcontentloaded", timeout=max(1, min(OPEN_POLL_MS, left_ms)))
-                return self._stopped.get(page)
+                stopped = self._stopped.get(page)
+                break
             except PlaywrightTimeout:
                 if left_ms <= OPEN_POLL_MS:
                     raise
-        return stopped
+        if stopped is not None and send_back and not _loads(page, STOPPED_LOAD_MS):
+            stopped = f"{stopped} {self._send_back(page.context, page)}"
+        return response, stopped
 
     def admits(self, page: Page) -> bool:
         """Whether a tab just opened is one to drive: not a refused popup's error or block page."""
@@ -339,3 +347,14 @@ class NavigationGuard:
         if frame is not None:
             with contextlib.suppress(Exception):  # a detached frame has no page
                 self._stopped[frame.page] = message
+
+
+def _loads(page: Page, timeout_ms: float) -> bool:
+    """Whether the tab's document reaches DOMContentLoaded within `timeout_ms`."""
+    from playwright.sync_api import Error
+
+    try:
+        page.wait_for_load_state("domcontentloaded", timeout=timeout_ms)
+    except Error:  # a timeout, or the tab gone
+        return False
+    return True

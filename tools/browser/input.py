@@ -17,7 +17,7 @@ from tools.dispatch import DRAG_STEPS, ActionFailed
 from tools.keys import to_playwright
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, Response
 
 __all__ = ["NOTCH_PX", "PageInput"]
 
@@ -26,13 +26,16 @@ NAVIGATION_COMMIT_MS = 2_000
 WEB_SCHEMES = frozenset({"http", "https"})  # what navigate opens (plus about:blank)
 
 ToCss = Callable[[int, int], tuple[float, float]]
+# NavigationGuard.open: goto that stops at once when the guard refuses where the page went.
+GuardedGoto = Callable[["Page", str], tuple["Response | None", "str | None"]]
 
 
 class PageInput:
     """The action handlers. Each returns an optional output line, or raises."""
 
-    def __init__(self, to_css: ToCss, *, allow_file: bool = False) -> None:
+    def __init__(self, to_css: ToCss, *, allow_file: bool = False, goto: GuardedGoto | None = None) -> None:
         self._to_css = to_css
+        self._goto = goto
         # file: pages only where the executor itself started on one (a local test page).
         self._schemes = WEB_SCHEMES | ({"file"} if allow_file else set())
 
@@ -103,7 +106,12 @@ class PageInput:
 
         self._check_url(action.url)
         try:
-            response = page.goto(action.url, wait_until="domcontentloaded")
+            if self._goto is None:
+                response = page.goto(action.url, wait_until="domcontentloaded")
+            elif (guarded := self._goto(page, action.url))[1] is not None:
+                raise ActionFailed(guarded[1])  # the page left for a refused address as it loaded
+            else:
+                response = guarded[0]
         except Error as exc:
             if "invalid URL" in str(exc):
                 raise ActionFailed(

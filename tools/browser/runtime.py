@@ -313,7 +313,7 @@ class BrowserRuntime:
         assert self._page is not None
         stopped = None
         if self._guard is not None:
-            stopped = self._guard.open(self._page, url)
+            _, stopped = self._guard.open(self._page, url)
         else:
             self._page.goto(url, wait_until="domcontentloaded")
         if stopped is None:
