@@ -27,7 +27,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ALLOWED", "REFUSAL", "OffsiteSite", "offsite_site", "row"]
+import pytest
+
+from tools.actions import Navigate
+from tools.browser import BrowserExecutor
+
+__all__ = ["ALLOWED", "REFUSAL", "OffsiteSite", "guarded_fixture", "launcher_fixture", "offsite_site", "row",
+           "site_fixture"]
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 ALLOWED = ["127.0.0.1"]
@@ -170,3 +176,28 @@ def offsite_site() -> Iterator[OffsiteSite]:
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+# Fixtures `site`, `guarded` and `launcher`, for the modules that drive a guarded Chromium
+# between the two servers: a module imports OFFSITE_FIXTURES' names to use them.
+@pytest.fixture(scope="module", name="site")
+def site_fixture() -> Iterator[OffsiteSite]:
+    with offsite_site() as served:
+        yield served
+
+
+@pytest.fixture(scope="module", name="guarded")
+def guarded_fixture(site: OffsiteSite) -> Iterator[BrowserExecutor]:
+    with BrowserExecutor(start_url=f"{site.allowed}/offsite.html", allowed_domains=ALLOWED) as executor:
+        yield executor
+
+
+@pytest.fixture(name="launcher")
+def launcher_fixture(guarded: BrowserExecutor, site: OffsiteSite) -> BrowserExecutor:
+    """The shared executor with one tab, on offsite.html, and empty logs."""
+    while len(guarded.tabs()) > 1:
+        guarded.close_tab(len(guarded.tabs()) - 1)
+    assert guarded.execute(Navigate(url=f"{site.allowed}/offsite.html")).ok
+    guarded.observe()
+    site.clear()
+    return guarded

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 import pytest
 
 from agent.safety import SafetyPolicy
-from tests.helpers.offsite import ALLOWED, REFUSAL, OffsiteSite, offsite_site, row
+from tests.helpers.offsite import (  # noqa: F401 (fixtures)
+    ALLOWED,
+    REFUSAL,
+    OffsiteSite,
+    guarded_fixture,
+    launcher_fixture,
+    row,
+    site_fixture,
+)
 from tools.actions import Back, Click, Move, Navigate, Wait
 from tools.browser import BrowserExecutor
 from tools.errors import ExecutorError
@@ -32,27 +40,6 @@ KINDS = ("css", "script", "img", "img-redirect", "own-img", "fetch", "own-fetch"
          "websocket", "worker-fetch", "worker-websocket")
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[OffsiteSite]:
-    with offsite_site() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def guarded(site: OffsiteSite) -> Iterator[BrowserExecutor]:
-    with BrowserExecutor(start_url=f"{site.allowed}/offsite.html", allowed_domains=ALLOWED) as executor:
-        yield executor
-
-
-@pytest.fixture
-def launcher(guarded: BrowserExecutor, site: OffsiteSite) -> BrowserExecutor:
-    """The shared executor with one tab, on offsite.html, and empty logs."""
-    while len(guarded.tabs()) > 1:
-        guarded.close_tab(len(guarded.tabs()) - 1)
-    assert guarded.execute(Navigate(url=f"{site.allowed}/offsite.html")).ok
-    guarded.observe()
-    site.clear()
-    return guarded
 
 
 def nothing_reached_the_refused_host(site: OffsiteSite) -> bool:
