@@ -124,11 +124,13 @@ class Scroll(_Placed):
 
 
 class Type(BaseAction):
-    """Type text, optionally clicking a target first and pressing Enter after."""
+    """Type text, optionally clicking a target first and pressing Enter after. `clear`
+    selects what the field holds first, so that the text replaces it."""
 
     action: Literal["type"] = "type"
     text: str = Field(max_length=MAX_TEXT)
     target: Target | None = None
+    clear: bool = False
     submit: bool = False
     secret: bool = False
 

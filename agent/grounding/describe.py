@@ -23,7 +23,7 @@ ROLE_WORDS: dict[str, str] = {
     "radio button": "radio", "check box": "checkbox", "checkbox": "checkbox", "tick box": "checkbox",
     "text field": "textbox", "text box": "textbox", "textbox": "textbox", "input field": "textbox",
     "text input": "textbox", "input box": "textbox", "field": "textbox", "input": "textbox",
-    "text area": "textbox", "textarea": "textbox", "search box": "searchbox", "search field": "searchbox",
+    "text area": "textbox", "textarea": "textbox", "editor": "textbox", "search box": "searchbox", "search field": "searchbox",
     "menu item": "menuitem", "menuitem": "menuitem", "drop-down": "combobox", "dropdown": "combobox",
     "combo box": "combobox", "combobox": "combobox", "select": "combobox",
     "button": "button", "link": "link", "hyperlink": "link", "tab": "tab", "heading": "heading",

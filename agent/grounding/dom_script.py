@@ -53,6 +53,8 @@ FIND = r"""
       td: 'cell', th: 'columnheader', li: 'listitem', option: 'option', table: 'table', form: 'form',
       nav: 'navigation', fieldset: 'group', menu: 'list', ul: 'list', ol: 'list', aside: 'complementary'};
     if (/^h[1-6]$/.test(tag)) return 'heading';
+    // A rich-text editor: the outermost editable element (its children are editable too).
+    if (el.isContentEditable && !(el.parentElement && el.parentElement.isContentEditable)) return 'textbox';
     return implicit[tag] || null;
   };
   const byId = (el, id) => {

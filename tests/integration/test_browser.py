@@ -131,6 +131,16 @@ def test_typing_capitals_and_symbols_then_submit(playground: BrowserExecutor) ->
     assert [k["key"] for k in s["keys"]][:2] == ["H", "e"]
 
 
+def test_type_with_clear_replaces_what_the_field_held(playground: BrowserExecutor) -> None:
+    run(playground, Click(x=TEXT[0], y=TEXT[1]))
+    run(playground, Type(text="old text"))
+    run(playground, Type(text="new", clear=True))
+    assert playground.page.evaluate("document.getElementById('text').value") == "new"
+
+    run(playground, Type(text=" and more"))  # without clear, typing adds to it
+    assert playground.page.evaluate("document.getElementById('text').value") == "new and more"
+
+
 def test_ctrl_a_then_backspace_clears_the_input(playground: BrowserExecutor) -> None:
     run(playground, Click(x=TEXT[0], y=TEXT[1]))
     run(playground, Type(text="some text"))

@@ -252,6 +252,13 @@ def test_type_with_submit_presses_enter_after_the_text(desktop, recorder):
     assert keys[-1]["keysym"] == "Return" and keys[-1]["text"] == "ok\n"
 
 
+def test_type_with_clear_selects_all_first(desktop, recorder):
+    keys = typed(desktop, recorder, Type(text="new", clear=True))
+    selects = [i for i, e in enumerate(keys) if e["keysym"] == "a" and e["state"] & CONTROL]
+    assert selects and keys[-1]["text"] == "new"
+    assert selects[0] < len(keys) - 1  # ctrl+a came before the text
+
+
 def test_key_combinations_hold_their_modifiers(desktop, recorder):
     keys = typed(desktop, recorder, Key(keys=("ctrl", "a")), Key(keys=("ctrl", "shift", "z")))
     letters = [(e["keysym"], e["state"] & (SHIFT | CONTROL)) for e in keys if e["keysym"] in ("a", "Z")]

@@ -90,6 +90,8 @@ class PageInput:
         page.mouse.wheel(action.dx * NOTCH_PX, action.dy * NOTCH_PX)
 
     def type(self, page: Page, action: Type) -> None:
+        if action.clear:
+            page.keyboard.press("ControlOrMeta+a")  # selects the focused field's text only
         page.keyboard.type(action.text)
         if action.submit:
             page.keyboard.press("Enter")

@@ -87,6 +87,8 @@ class DesktopInput:
 
     def type(self, backends: Backends, action: Type) -> None:
         pyautogui = backends.pyautogui
+        if action.clear:
+            pyautogui.hotkey("command" if sys.platform == "darwin" else "ctrl", "a")
         if backends.keyboard is not None:
             backends.keyboard.type(action.text, check=pyautogui.failSafeCheck)
         elif action.text.isascii():
