@@ -23,7 +23,8 @@ ROLE_WORDS: dict[str, str] = {
     "radio button": "radio", "check box": "checkbox", "checkbox": "checkbox", "tick box": "checkbox",
     "text field": "textbox", "text box": "textbox", "textbox": "textbox", "input field": "textbox",
     "text input": "textbox", "input box": "textbox", "field": "textbox", "input": "textbox",
-    "text area": "textbox", "textarea": "textbox", "editor": "textbox", "search box": "searchbox", "search field": "searchbox",
+    "text area": "textbox", "textarea": "textbox", "editor": "textbox", "entry": "textbox",
+    "search box": "searchbox", "search field": "searchbox",
     "menu item": "menuitem", "menuitem": "menuitem", "drop-down": "combobox", "dropdown": "combobox",
     "combo box": "combobox", "combobox": "combobox", "select": "combobox",
     "button": "button", "link": "link", "hyperlink": "link", "tab": "tab", "heading": "heading",
@@ -33,7 +34,9 @@ ROLE_WORDS: dict[str, str] = {
     "window": "dialog", "radio": "radio",
 }
 # Nouns that name no role ("the Hover me box"): dropped from the end of the name.
-GENERIC_WORDS = ("box", "area", "element", "label", "text", "section", "panel", "item", "word", "words")
+GENERIC_WORDS = ("box", "area", "element", "label", "text", "section", "panel", "item", "word", "words",
+                 "card", "column", "tile", "chip", "badge", "pane", "region", "widget", "control",
+                 "container", "bar")
 # Nouns that close a "within" clause: "in the Save dialog", "inside the Billing section".
 CONTAINER_WORDS = ("dialog", "window", "panel", "section", "form", "box", "area", "toolbar", "menu",
                    "table", "list", "sidebar", "header", "footer", "card", "frame", "group", "popup",
