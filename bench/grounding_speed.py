@@ -228,12 +228,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     parser.add_argument("--det-side", type=int, default=RapidOCREngine().det_side,
                         help="the longest side that text detection sees (rapidocr)")
+    parser.add_argument("--whole", action="store_true",
+                        help="also time our engine on the whole screen at once, not on its content's crops")
     args = parser.parse_args(argv)
 
     screens = capture()
     ours = RapidOCREngine(det_side=args.det_side, threads=args.threads)
     engines: dict[str, Callable] = {"rapidocr (ours)": ours}
-    engines["rapidocr (ours)"](screens[0].observation.image)  # load the models outside the timing
+    if args.whole:
+        engines["rapidocr, whole screen"] = RapidOCREngine(det_side=args.det_side, threads=args.threads,
+                                                           crop=False)
+    for engine in engines.values():
+        engine(screens[0].observation.image)  # load the models outside the timing
     baseline = None
     try:
         if shutil.which("tesseract") is None:

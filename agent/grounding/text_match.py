@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Protocol, TypeVar
 
 from agent.grounding import Box
 from agent.grounding.describe import Description
@@ -24,6 +25,14 @@ _CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "
 _PAIRS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 _PUNCTUATION = re.compile(r"[^\w\s]|_", re.UNICODE)
 _CONTROL_ROLES = {"button", "link", "tab", "menuitem", "option", "checkbox", "radio", "switch"}
+
+
+class _HasBox(Protocol):
+    @property
+    def box(self) -> Box: ...
+
+
+_Boxed = TypeVar("_Boxed", bound=_HasBox)
 
 
 @dataclass(frozen=True)
@@ -106,10 +115,11 @@ def find(lines: Sequence[TextLine], name: str, *, min_similarity: float = MIN_SI
     return found
 
 
-def reading_order(matches: Sequence[Match]) -> list[Match]:
-    """Top to bottom, rows of boxes whose centres are within half a line of each other left to right."""
+def reading_order(matches: Sequence[_Boxed]) -> list[_Boxed]:
+    """Top to bottom, rows of boxes whose centres are within half a line of each other left to right
+    (of matches, or of lines)."""
     ordered = sorted(matches, key=lambda m: m.box.center[1])
-    rows: list[list[Match]] = []
+    rows: list[list[_Boxed]] = []
     for match in ordered:
         if rows and abs(match.box.center[1] - rows[-1][0].box.center[1]) <= max(match.box.height, 8) / 2:
             rows[-1].append(match)

@@ -237,3 +237,62 @@ def test_a_desktop_script_clicks_and_types_by_the_text_on_screen(recorder_log, t
     steps = [json.loads(line) for line in (Path(ran["run_dir"]) / "steps.jsonl").read_text().splitlines()]
     grounding = steps[1]["grounding"]["the Delete button next to Bob"]
     assert grounding["source"] == "ocr" and grounding["score"] > 0.8
+
+
+# --- a small window on a large, dark desktop ------------------------------------------------------
+
+# A Tk dialog in 8-point text, placed at X, Y on an empty (black) screen; it prints each
+# button's box in screen pixels, as JSON, once it is drawn.
+SMALL_DIALOG = """
+import json, sys, tkinter as tk
+root = tk.Tk()
+root.geometry(f"+{sys.argv[1]}+{sys.argv[2]}")
+tk.Label(root, text="Export options", font=("DejaVu Sans", 8)).pack(padx=6, pady=4)
+tk.Checkbutton(root, text="Include hidden files", font=("DejaVu Sans", 8)).pack(anchor="w", padx=6)
+row = tk.Frame(root)
+row.pack(padx=6, pady=6)
+buttons = {name: tk.Button(row, text=name, font=("DejaVu Sans", 8)) for name in ("Apply", "Close")}
+for button in buttons.values():
+    button.pack(side="left", padx=3)
+def ready():
+    root.update()
+    boxes = {name: [b.winfo_rootx(), b.winfo_rooty(), b.winfo_rootx() + b.winfo_width() - 1,
+                    b.winfo_rooty() + b.winfo_height() - 1] for name, b in buttons.items()}
+    print(json.dumps(boxes), flush=True)
+root.after(200, ready)
+root.mainloop()
+"""
+
+
+@pytest.mark.desktop
+@pytest.mark.parametrize(("width", "height", "x", "y"), [(1920, 1080, 1500, 820), (2560, 1440, 1100, 600)])
+def test_a_small_window_on_a_large_dark_screen_is_read(ocr, width, height, x, y):
+    """On a black 1920x1080 Xvfb desktop with one small window, OCR once read no text at all."""
+    if shutil.which("Xvfb") is None or importlib.util.find_spec("mss") is None:
+        pytest.skip("needs Xvfb (apt-get install xvfb) and pip install '.[desktop]'")
+    import mss
+    from PIL import Image
+
+    from agent.grounding import Box
+    from tools.desktop.xvfb import XvfbDisplay
+    from tools.executor import Geometry, Observation
+
+    with XvfbDisplay(width, height) as screen:
+        app = subprocess.Popen([sys.executable, "-c", SMALL_DIALOG, str(x), str(y)], stdout=subprocess.PIPE,
+                               text=True, env=screen.env)
+        try:
+            boxes = json.loads(app.stdout.readline())  # type: ignore[union-attr]
+            with (getattr(mss, "MSS", None) or mss.mss)(display=screen.display) as grabber:
+                shot = grabber.grab(grabber.monitors[1])
+        finally:
+            app.kill()
+            app.wait(timeout=10)
+            app.stdout.close()  # type: ignore[union-attr]
+    image = Image.frombytes("RGB", shot.size, shot.rgb)
+    assert image.size == (width, height)
+    observation = Observation(image, Geometry.identity(width, height))
+    for name in ("Apply", "Close"):
+        found = ocr.locate(observation, f"the {name} button")
+        assert Box(*boxes[name]).contains(*found.point), (name, found, boxes[name])
+        assert found.box.height < 30  # small text, found where it is
+    assert "Include hidden files" in [line.text for line in ocr.read(observation)]
