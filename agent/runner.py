@@ -67,8 +67,8 @@ class Runner(ABC, Generic[Job]):
 
     @abstractmethod
     def steps(self, job: Job, *, run_id: str | None = None, start: Start | None = None) -> Iterator[Step]:
-        """Yield each step of the run as soon as it is on disk. `start` goes into run.json,
-        for a resume (see Start)."""
+        """Yield each step of the run as soon as it is recorded (on disk before the next step
+        acts). `start` goes into run.json, for a resume (see Start)."""
 
     def _begin(self, trajectory: Trajectory) -> Trajectory:
         """Make `trajectory` this run's, and clear a stop left from an earlier run."""

@@ -1,4 +1,4 @@
-"""Settle detection: execute() returns once the page is quiet, not after a fixed sleep.
+"""Settle detection: execute() returns once the page is done with what the action started.
 
 A test-local HTTP server serves tests/pages plus `/api/slow?ms=N`, a response delayed
 by N ms, so the network side is real. The tests never sleep: each checks that what
@@ -163,3 +163,37 @@ def test_the_capture_taken_while_settling_serves_the_next_observation_only_while
     observation = settle_page.observe()
     assert len(shots) == taken + 1  # the page changed since: a fresh screenshot
     assert is_green(observation, STATUS)
+
+
+def _on_nothing_click(browser: BrowserExecutor, handler: str) -> None:
+    """Give the Nothing button a click handler of the page's own (page code, run by the page)."""
+    browser.page.evaluate(f"document.getElementById('noop').addEventListener('click', {handler})")
+
+
+@pytest.mark.parametrize("handler", [
+    # one timer, longer than the quiet window, with no change before it fires
+    f"() => setTimeout(() => finish('done'), {3 * QUIET_MS})",
+    # a request, then its body, then a timer: the timer comes from the reply's callbacks
+    "() => fetch('/api/slow?ms=50').then((r) => r.text()).then((t) => setTimeout(() => finish(t), 250))",
+    # a chain of animation frames (about a third of a second) that changes nothing until its end
+    "() => { let n = 0; const f = () => (++n < 20 ? requestAnimationFrame(f) : finish('done'));"
+    " requestAnimationFrame(f); }",
+    # an XHR whose load handler sets a timer
+    "() => { const x = new XMLHttpRequest(); x.open('GET', '/api/slow?ms=50');"
+    " x.onload = () => setTimeout(() => finish('done'), 250); x.send(); }",
+], ids=["timer", "fetch-then-timer", "animation-frames", "xhr-then-timer"])
+def test_work_the_action_started_is_waited_for_past_the_quiet_window(settle_page: BrowserExecutor,
+                                                                     handler: str) -> None:
+    _on_nothing_click(settle_page, handler)
+    settle_page.execute(Click(x=NOOP[0], y=NOOP[1]))
+
+    observation = settle_page.observe()
+    assert is_green(observation, STATUS) and observation.settle_reason == "quiet"
+
+
+def test_work_due_long_after_the_action_is_the_pages_own(settle_page: BrowserExecutor) -> None:
+    _on_nothing_click(settle_page, "() => setTimeout(() => finish('late'), 10000)")  # as a toast's hiding
+    settle_page.execute(Click(x=NOOP[0], y=NOOP[1]))
+
+    observation = settle_page.observe()
+    assert observation.settle_reason == "quiet" and not is_green(observation, STATUS)

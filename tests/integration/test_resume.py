@@ -51,17 +51,29 @@ def child(config: dict[str, Any]) -> None:
     """The run to kill (in its own process): hangs at `config["point"]` of step `kill_at`, once
     it has written the `ready` file."""
     ready, point, kill_at = Path(config["ready"]), config["point"], config["kill_at"]
+    running: list[Agent | ScriptRunner] = []
 
     def signal_and_hang(*_: object) -> str:
+        if point != "record" and running and running[0].trajectory is not None:
+            # The step before is written while this one goes on; a model call or an action
+            # outlasts that write, so the kill comes once it is on disk (test_recording_kill
+            # kills at any moment).
+            running[0].trajectory.flush()
         ready.write_text(point)
         time.sleep(600)
         raise AssertionError("should have been killed")
 
-    if point == "record":  # redact() runs after the PNG is saved and before the line is written
-        import agent.trajectory as module
+    if point == "record":  # the trajectory's writer thread saves a step's PNG, then writes its line
+        from PIL import Image
 
-        real = module.redact
-        module.redact = lambda step, texts: signal_and_hang() if step.index == kill_at else real(step, texts)
+        real = Image.Image.save
+
+        def save_then_hang(image: Image.Image, fp: Any, *args: Any, **kwargs: Any) -> None:
+            real(image, fp, *args, **kwargs)
+            if str(fp).endswith(f"step-{kill_at:03d}.png"):
+                signal_and_hang()
+
+        Image.Image.save = save_then_hang  # type: ignore[method-assign]
 
     class Browser(BrowserExecutor):
         def execute(self, action):  # type: ignore[no-untyped-def]
@@ -75,9 +87,11 @@ def child(config: dict[str, Any]) -> None:
             replies: list[Any] = [CLICK, f'navigate(url="{server}/second.html")', "wait(seconds=0.1)"]
             replies[kill_at - 1] = signal_and_hang if point == "model" else replies[kill_at - 1]
             agent = Agent(ScriptedModel(replies[:kill_at]), browser, max_steps=4, runs_dir=config["runs"])
+            running.append(agent)
             agent.run(GOAL, run_id="killed", start=start)
         else:
             runner = ScriptRunner(browser, DOMGrounder(browser), runs_dir=config["runs"])
+            running.append(runner)
             runner.run(Script.parse(_script(server)), run_id="killed", start=start)
 
 
@@ -280,6 +294,7 @@ def _cut_before_its_end(tmp_path: Path, meta: dict[str, Any], *steps: tuple[dict
     for index, (action, ok) in enumerate(steps, start=1):
         result = ActionResult(ok=ok, error=None if ok else "it failed")
         trajectory.append(Step(index=index, observation={}, model_text="", action=action, result=result))
+    trajectory.flush()
     trajectory._jsonl.close()  # no end(): run.json still says running
     return trajectory.run_dir
 

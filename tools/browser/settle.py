@@ -1,13 +1,21 @@
-"""Settle detection: after an action, wait until the page has been quiet for a while.
+"""Settle detection: after an action, wait until the page is done with what the action started.
 
-Quiet means no DOM mutation, no input or animation event, and no network request in
-flight, for `quiet_ms` in a row; the wait is bounded by `max_ms`, so a page that never
-stops (a ticking clock, a spinner that mutates) costs at most `max_ms` a step.
+The settle ends as soon as it can be sure: nothing the action started is still to come (no
+timer, animation frame, idle callback, fetch or XHR of its own), no CSS animation or
+transition runs, no network request is in flight, and there has been no DOM mutation, input
+or animation event for `quiet_ms` (a short window, for the work no hook sees: a posted
+message, a worker's reply). The wait is bounded by `max_ms`, so a page that never stops (a
+ticking clock, a spinner that mutates) costs at most `max_ms` a step.
 
 - The DOM side is an init script that every document runs before its own scripts: a
-  MutationObserver (and a few event listeners) stamp the time of the last activity.
-  The input listeners matter: the action's own pointer or key events start the quiet
-  window, so a click whose handler changes the page 30 ms later is still waited for.
+  MutationObserver (and a few event listeners) stamp the time of the last activity, and
+  wrappers of setTimeout, requestAnimationFrame, requestIdleCallback, fetch (and reading a
+  response's body) and XMLHttpRequest count the work the action started. That is the work
+  asked for while the action's input events are handled, or while a document loads, and,
+  transitively, by the callbacks of such work (a timer that sets the next one), as long as
+  it is due within `ACTION_WORK_MS` of the action: an endless chain, or a toast's hiding in
+  5 s, is the page's own life, not the action's effect. Intervals are not counted: one
+  that changes the page keeps it busy anyway, and one that does not would hold every step.
 - The network side is Playwright's request events on the context (every tab, every
   frame, service workers included), which see more than in-page fetch/XHR wrappers.
 """
@@ -36,43 +44,142 @@ __all__ = [
 
 SettleReason = Literal["quiet", "bound", "error"]
 
+# Work due later than this after the action (the input event, or the document's start) is
+# not waited for: a chain of timers, or an animation loop, holds a settle at most this long.
+ACTION_WORK_MS = 1000
+
 # Runs in every frame of every page before the page's own scripts. `document` exists
 # then even though `documentElement` may not, and observing it sees everything parsed.
+# `quietFor()`: ms since the last activity; -1 (never quiet enough) while work the action
+# started is pending or a CSS transition or finite animation runs (an endless spinner would
+# hold every step).
 SETTLE_SCRIPT = """
 (() => {
   if (window.__agentSettle) return;
-  const now = performance.now.bind(performance);
-  const state = { last: now() };
+  const win = window, now = performance.now.bind(performance);
+  const state = { last: now(), action: now(), inAction: false };
   const touch = () => { state.last = now(); };
+  const timeouts = new Set(), frames = new Set(), idles = new Set();
+  // In the action's context: its input events' tasks, a loading document, and the callbacks
+  // of work it started; the mark lasts until the current task ends (a posted message).
+  const channel = new MessageChannel();
+  let marked = false;
+  channel.port1.onmessage = () => { marked = false; state.inAction = false; };
+  const enter = () => {
+    state.inAction = true;
+    if (!marked) { marked = true; channel.port2.postMessage(0); }
+  };
+  const inContext = () => state.inAction || document.readyState !== "complete";
+  const tracks = (delay) => inContext() && now() + Math.max(0, Number(delay) || 0) - state.action <= LATEST;
+  const run = (callback, args) => {
+    enter();
+    try { return callback.apply(win, args); } finally { touch(); }
+  };
+  const wrap = (set, clear, ids, takesDelay) => {
+    const original = win[set], cancel = win[clear];
+    if (!original) return;
+    win[set] = function (callback, delay, ...rest) {
+      if (typeof callback !== "function" || !tracks(takesDelay ? delay : 0)) {
+        return original.call(win, callback, delay, ...rest);
+      }
+      const id = original.call(win, (...args) => {
+        if (ids.delete(id)) return run(callback, takesDelay ? rest : args);
+      }, delay, ...rest);
+      ids.add(id);
+      return id;
+    };
+    win[clear] = function (id) { ids.delete(id); return cancel.call(win, id); };
+  };
+  wrap("setTimeout", "clearTimeout", timeouts, true);
+  wrap("requestAnimationFrame", "cancelAnimationFrame", frames, false);
+  wrap("requestIdleCallback", "cancelIdleCallback", idles, false);
+  // Requests the action made: pending until done (or LATEST ms old: a long poll), then their
+  // callbacks run in context.
+  const busy = new Map();
+  let serial = 0;
+  const hold = () => { busy.set(++serial, now() + LATEST); return serial; };
+  const release = (token) => { if (busy.delete(token)) { enter(); touch(); } };
+  const waiting = () => {
+    const at = now();
+    for (const until of busy.values()) if (until > at) return true;
+    return false;
+  };
+  const held = (promise) => {
+    const token = hold();
+    return promise.then((value) => { release(token); return value; },
+                        (error) => { release(token); throw error; });
+  };
+  const holding = (owner, name, self) => {
+    const original = owner && owner[name];
+    if (!original) return;
+    owner[name] = function (...args) {
+      const promise = original.apply(self || this, args);
+      return inContext() ? held(promise) : promise;
+    };
+  };
+  holding(win, "fetch", win);
+  for (const name of ["arrayBuffer", "blob", "formData", "json", "text"]) {
+    holding(win.Response && win.Response.prototype, name);
+  }
+  const xhr = win.XMLHttpRequest && win.XMLHttpRequest.prototype;
+  if (xhr) {
+    const open = xhr.open, send = xhr.send;
+    const sent = new WeakSet();
+    xhr.open = function (...args) {
+      // Done (readyState 4) comes first in the task that runs the load handlers; listening from
+      // open on puts this listener before the handlers set after it (onload, as usual).
+      this.addEventListener("readystatechange", () => {
+        if (this.readyState === 4 && sent.has(this)) enter();
+      });
+      return open.apply(this, args);
+    };
+    xhr.send = function (...args) {
+      if (inContext()) {
+        const token = hold();
+        sent.add(this);
+        this.addEventListener("loadend", () => release(token));
+      }
+      return send.apply(this, args);
+    };
+  }
+  const animating = () => document.getAnimations().some((a) =>
+    a.playState === "running" && Number.isFinite(a.effect ? a.effect.getComputedTiming().endTime : 0));
+  // Asked by the settle, in a task of its own: the action's mark ends there, so the timers of
+  // Playwright's own polling (which calls the page's setTimeout) are never counted.
+  state.quietFor = () => {
+    state.inAction = false;
+    return timeouts.size || frames.size || idles.size || waiting() || animating() ? -1 : now() - state.last;
+  };
   Object.defineProperty(window, "__agentSettle", { value: state });
   new MutationObserver(touch).observe(document,
     { subtree: true, childList: true, attributes: true, characterData: true });
-  for (const type of ["pointerdown", "pointerup", "pointermove", "keydown", "keyup", "input",
-                      "wheel", "scroll", "transitionrun", "transitionend", "animationstart",
-                      "animationend"]) {
+  const act = () => { state.action = now(); touch(); enter(); };
+  for (const type of ["pointerdown", "pointerup", "pointermove", "mousedown", "mouseup", "click",
+                      "keydown", "keyup", "beforeinput", "input", "change", "wheel"]) {
+    window.addEventListener(type, act, { capture: true, passive: true });
+  }
+  for (const type of ["scroll", "transitionrun", "transitionend", "animationstart", "animationend"]) {
     window.addEventListener(type, touch, { capture: true, passive: true });
   }
+  window.addEventListener("load", enter);
 })();
-"""
+""".replace("LATEST", str(ACTION_WORK_MS))
 
-# True once the document has parsed, no CSS transition or finite animation is running
-# (an endless spinner would hold every step to the bound), and nothing has happened for
-# `quiet` ms. A frame without the script (an error page) counts as quiet.
+# True once the document has parsed and the page has been quiet (see quietFor) for `quiet`
+# ms. A frame without the script (an error page) counts as quiet.
 DOM_QUIET = """(quiet) => {
   const s = window.__agentSettle;
-  if (!s) return true;
-  if (document.readyState === "loading" || performance.now() - s.last < quiet) return false;
-  return !document.getAnimations().some((a) =>
-    a.playState === "running" && Number.isFinite(a.effect ? a.effect.getComputedTiming().endTime : 0));
+  return !s || (document.readyState !== "loading" && s.quietFor() >= quiet);
 }"""
 
-# Milliseconds since the page's last activity (huge where the script is missing).
-QUIET_FOR = "() => window.__agentSettle ? performance.now() - window.__agentSettle.last : 1e9"
+# Milliseconds the page has been quiet (huge where the script is missing).
+QUIET_FOR = "() => window.__agentSettle ? window.__agentSettle.quietFor() : 1e9"
 
 POLL_MS = 5  # how often the page re-checks its quiet window
-# At least a quarter of the quiet window passes before a capture-ahead: a page that is
-# still busy then would only waste the capture.
-LEAD_SHARE = 0.75
+# The share of the quiet window that a capture-ahead may overlap. All of it: the capture
+# starts once nothing the action started is pending, which is when pages are done; one that
+# is still busy wastes one capture (the settle then goes on without capturing ahead).
+LEAD_SHARE = 1.0
 # Streams that stay open by design; waiting on them would always cost `max_ms`.
 ENDLESS_TYPES = frozenset({"websocket", "eventsource", "media"})
 
@@ -106,9 +213,9 @@ class NetworkTracker:
         return len(self._started)
 
     def quiet_ms(self) -> float:
-        """Milliseconds since the last request started or ended; 0 while one is in flight."""
+        """Milliseconds since the last request started or ended; -1 while one is in flight."""
         if self.in_flight():
-            return 0.0
+            return -1.0
         return (time.perf_counter() - self.last_activity) * 1000
 
 
@@ -134,10 +241,10 @@ class Capture:
 
 
 class Settler:
-    """Waits for the page and the network to be quiet, and captures the page meanwhile.
+    """Waits for the page to settle (see the module's docstring), and captures it meanwhile.
 
     Capture-ahead: the screenshot is requested `lead` ms before the quiet window closes
-    (lead = the recent captures' median duration, at most 3/4 of the window), so the
+    (lead = the recent captures' median duration, at most the whole window), so the
     screenshot's frame wait and encoding overlap the wait instead of following it. The
     capture counts only if nothing happened from its request on; otherwise the settle
     goes on without it, and the next observation takes a fresh screenshot.
