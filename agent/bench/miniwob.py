@@ -2,14 +2,19 @@
 file and a table.
 
     records = run_miniwob(["click-button", "enter-text"], seeds=5, policy="reference")
+    records = run_miniwob("all", seeds=5, workers=2)           # two processes, a Chromium each
+    records = run_miniwob("all", seeds=5, workers=8, ray="auto")
     print_table(records)
 
-One Chromium serves the whole run (a second one for FlightWoB tasks). The model policy starts
-every episode on a fresh load of its page; the reference and grounded policies reset the page
-in place, as the miniwob package's Selenium environment does, unless `reload=True`
-(tasks/miniwob/env.py says what that changes). Either way a seed gives the same utterance. `--policy model`
-lifts the tasks' time limits (a model is slower than the people they were set for);
-`time_limit="task"` (`--time-limit task`) keeps them, and a number of seconds sets one.
+Each worker (agent/parallel.py) has one Chromium for its episodes (a second one for FlightWoB
+tasks); one worker runs in this process. The model policy starts every episode on a fresh load
+of its page; the reference and grounded policies reset the page in place, as the miniwob
+package's Selenium environment does, unless `reload=True` (tasks/miniwob/env.py says what that
+changes). Either way a seed gives the same utterance, whichever worker plays it, and the
+records come back in the same order. `--policy model` lifts the tasks' time limits (a model is
+slower than the people they were set for); `time_limit="task"` (`--time-limit task`) keeps
+them, and a number of seconds sets one. With more than one worker, the model must be served
+once (an OpenAICompatibleModel): no worker loads one of its own.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.bench.episodes import POLICIES, EpisodeRecord, run_episode
 from agent.bench.table import episode_progress, print_table
+from agent.parallel import Batch, run_jobs
 from tasks.miniwob import REFERENCE_TASKS, MiniWoBEnv, TimeLimit, resolve_tasks
 from tools.errors import TaskError
 
@@ -30,13 +37,17 @@ if TYPE_CHECKING:
     from model.base import VisionLanguageModel
     from tools.executor import Executor
 
-__all__ = ["POLICIES", "EpisodeRecord", "miniwob_tasks", "parse_time_limit", "print_table", "run_miniwob",
-           "write_json"]
+__all__ = ["POLICIES", "EpisodeRecord", "MiniWoBWorker", "miniwob_batch", "miniwob_tasks", "parse_time_limit",
+           "print_table", "run_miniwob", "write_json"]
 
 log = logging.getLogger(__name__)
 
 Policy = Literal["reference", "grounded", "model"]
 DEFAULT_MAX_STEPS = {"reference": 30, "grounded": 12, "model": 12}
+LOCAL_MODEL_IN_WORKERS = ("{workers} workers would each load the model: serve it once (internvl-agent serve, "
+                          "vLLM or LMDeploy) and give its address with --base-url")
+
+Job = tuple[str, int]  # (task, seed)
 
 
 def run_miniwob(
@@ -55,6 +66,8 @@ def run_miniwob(
     headless: bool = True,
     reload: bool | None = None,
     grounder: Callable[[Executor], Grounder] | None = None,
+    workers: int = 1,
+    ray: str | None = None,
 ) -> list[EpisodeRecord]:
     """Run every task in `tasks` ("all", a comma-separated string, or names) on seeds
     `first_seed` .. `first_seed + seeds - 1` under `policy`; one record per episode, in order.
@@ -64,32 +77,110 @@ def run_miniwob(
     the tasks it solves. `runs_dir` keeps a trajectory per episode (the model policy always
     keeps one, under runs/ by default). `grounder(executor)` overrides the grounders of the
     grounded and model policies (default: the cascade, DOM then OCR, where it is installed;
-    else the DOM grounder for `grounded` and the model's own grounding for `model`). `reload`:
-    a fresh page load for every episode (default: for the model policy only)."""
+    else the DOM grounder for `grounded` and the model's own grounding for `model`); with local
+    workers it must pickle (a module-level function). `reload`: a fresh page load for every
+    episode (default: for the model policy only). `workers`, `ray`: as agent.parallel.run_jobs.
+    A Ctrl-C writes what finished to `json_path`, then goes on up as KeyboardInterrupt."""
+    batch = miniwob_batch(tasks, seeds, policy, model, progress, time_limit=time_limit,
+                          first_seed=first_seed, max_steps=max_steps, runs_dir=runs_dir, scale=scale,
+                          headless=headless, reload=reload, grounder=grounder, workers=workers, ray=ray)
+    if json_path is not None:
+        write_json(batch.results, json_path)
+    if batch.interrupted:
+        raise KeyboardInterrupt
+    return batch.results
+
+
+def miniwob_batch(tasks: str | Iterable[str], seeds: int = 1, policy: Policy | str = "reference",
+                  model: VisionLanguageModel | None = None, progress: bool = True, *,
+                  time_limit: TimeLimit | Literal["auto"] = "auto", first_seed: int = 0,
+                  max_steps: int | None = None, runs_dir: Path | str | None = None, scale: float = 3,
+                  headless: bool = True, reload: bool | None = None,
+                  grounder: Callable[[Executor], Grounder] | None = None, workers: int = 1,
+                  ray: str | None = None) -> Batch[EpisodeRecord]:
+    """run_miniwob's episodes as a Batch: what finished, and whether a Ctrl-C cut the run short."""
     names = miniwob_tasks(tasks, policy, seeds=seeds, with_model=model is not None)
     limit: TimeLimit = (None if policy == "model" else "task") if time_limit == "auto" else time_limit
-    steps = max_steps if max_steps is not None else DEFAULT_MAX_STEPS[policy]
     if policy == "model" and runs_dir is None:
         runs_dir = Path("runs") / "miniwob"
-    records: list[EpisodeRecord] = []
-    grounders: dict[int, Grounder | None] = {}
-    fresh = reload if reload is not None else policy == "model"
-    with MiniWoBEnv(scale=scale, headless=headless, reload=fresh, settle=policy != "reference") as env, \
-            episode_progress(len(names) * seeds, enabled=progress) as advance:
-        for task in names:
-            executor = env.executor(task)
-            if id(executor) not in grounders:
-                grounders[id(executor)] = _grounder(policy, executor, model, grounder)
-            for seed in range(first_seed, first_seed + seeds):
-                record = run_episode(env, task, seed, policy=policy, time_limit=limit, model=model,
-                                     grounder=grounders[id(executor)], runs_dir=runs_dir, max_steps=steps)
-                records.append(record)
-                log.info("%s seed %d: %s (%s)", task, seed, "success" if record.success else "failure",
-                         record.outcome)
-                advance(record)
-    if json_path is not None:
-        write_json(records, json_path)
-    return records
+    worker = MiniWoBWorker(
+        policy, limit, max_steps if max_steps is not None else DEFAULT_MAX_STEPS[policy],
+        runs_dir=Path(runs_dir).resolve() if runs_dir is not None else None, scale=scale, headless=headless,
+        reload=reload if reload is not None else policy == "model", grounder=grounder)
+    if model is not None:
+        worker = _with_model(worker, model, workers, ray)
+    jobs = [(task, seed) for task in names for seed in range(first_seed, first_seed + seeds)]
+    with episode_progress(len(jobs), enabled=progress) as advance:
+        return run_jobs(worker, jobs, workers=workers, ray=ray, on_result=advance)
+
+
+def _with_model(worker: MiniWoBWorker, model: VisionLanguageModel, workers: int,
+                ray: str | None) -> MiniWoBWorker:
+    """The model in this process for one worker; else the address of the server they share."""
+    if workers == 1 and ray is None:
+        worker.model = model
+        return worker
+    from model.remote import OpenAICompatibleModel
+
+    if not isinstance(model, OpenAICompatibleModel):
+        raise TaskError(LOCAL_MODEL_IN_WORKERS.format(workers=workers))
+    worker.endpoint = (model.base_url, model.name)
+    return worker
+
+
+@dataclass
+class MiniWoBWorker:
+    """One worker's episodes (jobs: (task, seed)) in its own MiniWoBEnv: one Chromium, reused.
+    A picklable recipe until `open()`; agent.parallel runs it here, in a process or in Ray."""
+
+    policy: str
+    time_limit: TimeLimit
+    max_steps: int
+    runs_dir: Path | None = None
+    scale: float = 3
+    headless: bool = True
+    reload: bool = False
+    grounder: Callable[[Executor], Grounder] | None = None
+    model: VisionLanguageModel | None = None  # in this process only
+    endpoint: tuple[str, str] | None = None  # (base_url, model name) of the server the workers share
+    cpus: float = 1.0  # a Chromium and the page's scripts
+    _env: MiniWoBEnv | None = field(default=None, init=False, repr=False)
+    _grounders: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def open(self) -> None:
+        if self.endpoint is not None:
+            from model.remote import OpenAICompatibleModel
+
+            self.model = OpenAICompatibleModel(*self.endpoint)
+        self._env = MiniWoBEnv(scale=self.scale, headless=self.headless, reload=self.reload,
+                               settle=self.policy != "reference")
+
+    def run(self, job: Job) -> EpisodeRecord:
+        task, seed = job
+        assert self._env is not None, "open() first"
+        executor = self._env.executor(task)
+        if id(executor) not in self._grounders:
+            self._grounders[id(executor)] = _grounder(self.policy, executor, self.model, self.grounder)
+        record = run_episode(self._env, task, seed, policy=self.policy, time_limit=self.time_limit,
+                             model=self.model, grounder=self._grounders[id(executor)], runs_dir=self.runs_dir,
+                             max_steps=self.max_steps)
+        log.info("%s seed %d: %s (%s)", task, seed, "success" if record.success else "failure",
+                 record.outcome)
+        return record
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        self._grounders.clear()
+
+    def failed(self, job: Job, why: str) -> EpisodeRecord:
+        task, seed = job
+        return EpisodeRecord(task=task, seed=seed, policy=self.policy, utterance="", success=False,
+                             reward=0.0, raw_reward=0.0, outcome="error", steps=0, seconds=0.0, note=why)
+
+    def label(self, job: Job) -> str:
+        return f"{job[0]} seed {job[1]}"
 
 
 def miniwob_tasks(tasks: str | Iterable[str], policy: str, *, seeds: int = 1,

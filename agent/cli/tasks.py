@@ -1,53 +1,31 @@
-"""`internvl-agent tasks DIR`: every task file in a folder, run and checked, with a table at the end."""
+"""`internvl-agent tasks DIR`: every task file in a folder, run and checked, with a table at the end
+(`--workers N`: N at a time, agent/parallel.py; `bench tasks DIR` tabulates the same runs by stage)."""
 
 from __future__ import annotations
 
 import json
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent.cli.app import app
-from agent.cli.common import MODEL_HELP, RunsDir, load_model, secrets_from_environment
+from agent.cli.common import MODEL_HELP, BaseUrl, RunsDir, load_model, secrets_from_environment
 from tools.errors import AgentError
 
 if TYPE_CHECKING:
-    from agent.task_run import TaskResult, TaskRun
+    from rich.progress import Progress, TaskID
+
+    from agent.bench.task_files import TaskOutcome
+    from agent.task_run import TaskRun
     from model.base import VisionLanguageModel
     from tasks.spec import Task
 
 __all__ = ["tasks"]
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One task's line in the table: its result, or why it could not run."""
-
-    task: str
-    result: TaskResult | None
-    seconds: float
-    error: str = ""
-
-    @property
-    def success(self) -> bool:
-        return self.result is not None and self.result.success
-
-    @property
-    def why(self) -> str:
-        return self.error or (self.result.why if self.result is not None else "")
-
-    def to_json(self) -> dict[str, Any]:
-        if self.result is not None:
-            return {**self.result.to_json(), "seconds": self.result.seconds}
-        return {"task": self.task, "success": False, "outcome": "not run", "steps": 0, "run_dir": None,
-                "checks": [], "seconds": self.seconds, "why": self.error}
 
 
 @app.command()
@@ -59,8 +37,7 @@ def tasks(
     model: Annotated[str | None, typer.Option(
         help=MODEL_HELP + " Runs the goal of each task that has no steps, and grounds with --grounder model. "
         "Without it, tasks with no steps fail as not run.")] = None,
-    base_url: Annotated[str | None, typer.Option(
-        help="Use a model served over an OpenAI-compatible API at this URL.")] = None,
+    base_url: BaseUrl = None,
     headed: Annotated[bool, typer.Option(help="Show the browser windows.")] = False,
     runs_dir: RunsDir = Path("runs"),
     secret: Annotated[list[str] | None, typer.Option(
@@ -68,13 +45,18 @@ def tasks(
         "Repeatable.")] = None,
     json_file: Annotated[Path | None, typer.Option(
         "--json", help="Also write the results to this file: a JSON list, one object a task.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Run N task files at a time, each in a process of its own (desktop tasks on an X "
+        "display of their own). With --model, needs --base-url: the workers share the server.")] = 1,
 ) -> None:
     """Run every task file in FOLDER (its steps with the grounder, or its goal with the model), then
     print a table. Exits with 1 unless every task succeeds."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from agent.bench.miniwob import LOCAL_MODEL_IN_WORKERS
+    from agent.bench.task_files import TaskFileWorker, task_files
+    from agent.parallel import run_jobs
     from agent.task_run import GROUNDERS
     from tasks.spec import Task
 
@@ -82,9 +64,9 @@ def tasks(
         raise AgentError(f"--grounder {grounder!r}: give one of {', '.join(GROUNDERS)}")
     if grounder == "model" and model is None:
         raise AgentError("--grounder model needs --model")
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml")) if folder.is_dir() else []
-    if not files:
-        raise AgentError(f"{folder} holds no task files (*.yaml, *.yml): give a folder of them")
+    if workers > 1 and model is not None and base_url is None:
+        raise AgentError(LOCAL_MODEL_IN_WORKERS.format(workers=workers))
+    files = task_files(folder)
     loaded = [Task.load(path) for path in files]  # every file is checked before anything runs
     secrets = secrets_from_environment(secret or [])
     console = Console(stderr=True)
@@ -92,49 +74,53 @@ def tasks(
     if model is not None:
         with console.status(f"loading model {model}"):
             vlm = load_model(model, base_url)
-    rows: list[_Row] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress, _ctrl_c_stops() as stopper:
+    with Progress(*columns, console=console) as progress:
         bar = progress.add_task("tasks", total=len(loaded))
-        for task in loaded:
-            def on_step(index: int, name: str = escape(task.name)) -> None:
-                progress.update(bar, description=f"{name}: step {index}" if index else name)
-
-            on_step(0)
-            rows.append(_run_one(task, grounder=grounder, model=vlm, runs_dir=runs_dir, secrets=secrets,
-                                 headed=headed, stopper=stopper, on_step=on_step))
-            progress.advance(bar)
-            if stopper.stopped:
-                break
+        if workers > 1:
+            worker = TaskFileWorker(grounder, runs_dir, tuple(secrets), headless=not headed,
+                                    endpoint=(base_url, model) if base_url and model else None,
+                                    own_display=True)
+            batch = run_jobs(worker, files, workers=workers, on_result=lambda row: progress.advance(bar))
+            rows, stopped = batch.results, batch.interrupted
+        else:
+            rows, stopped = _run_here(loaded, progress, bar, grounder=grounder, model=vlm, runs_dir=runs_dir,
+                                      secrets=secrets, headed=headed)
     _print_table(rows)
     if json_file is not None:
         json_file.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n", encoding="utf-8")
-    if stopper.stopped:
+    if stopped:
         print(f"internvl-agent: interrupted after {len(rows)} of {len(loaded)} tasks", file=sys.stderr)
         raise typer.Exit(130)
     if not all(row.success for row in rows):
         raise typer.Exit(1)
 
 
-def _run_one(task: Task, *, grounder: str, model: VisionLanguageModel | None, runs_dir: Path,
-             secrets: dict[str, str], headed: bool, stopper: _Stopper,
-             on_step: Callable[[int], None]) -> _Row:
-    """One task, start to checks; a task that cannot run (no model for its goal, a program that
-    opens no window) is a row saying why, and the others go on."""
-    from agent.task_run import TaskRun
+def _run_here(loaded: list[Task], progress: Progress, bar: TaskID, *, grounder: str,
+              model: VisionLanguageModel | None, runs_dir: Path, secrets: dict[str, str],
+              headed: bool) -> tuple[list[TaskOutcome], bool]:
+    """One task after another in this process, showing each step; the first Ctrl-C ends the run
+    in flight after its step, and no task starts after it."""
+    from rich.markup import escape
 
-    t0 = time.monotonic()
-    try:
-        with TaskRun(task, grounder=grounder, model=model, runs_dir=runs_dir, secrets=secrets,
-                     headless=not headed) as run:
-            stopper.current = run
-            for step in run.steps():
-                on_step(step.index)
-            return _Row(task.name, run.result(), time.monotonic() - t0)
-    except AgentError as exc:
-        return _Row(task.name, None, time.monotonic() - t0, error=exc.message)
-    finally:
-        stopper.current = None
+    from agent.bench.task_files import run_task_file
+
+    rows: list[TaskOutcome] = []
+    with _ctrl_c_stops() as stopper:
+        for task in loaded:
+            def on_step(index: int, name: str = escape(task.name)) -> None:
+                progress.update(bar, description=f"{name}: step {index}" if index else name)
+
+            def watch(run: TaskRun | None) -> None:
+                stopper.current = run
+
+            on_step(0)
+            rows.append(run_task_file(task, grounder=grounder, model=model, runs_dir=runs_dir,
+                                      secrets=secrets, headless=not headed, on_step=on_step, watch=watch))
+            progress.advance(bar)
+            if stopper.stopped:
+                break
+    return rows, stopper.stopped
 
 
 class _Stopper:
@@ -164,7 +150,7 @@ def _ctrl_c_stops() -> Iterator[_Stopper]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _print_table(rows: list[_Row]) -> None:
+def _print_table(rows: list[TaskOutcome]) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

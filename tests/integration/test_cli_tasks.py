@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import CLI, run_cli
 from tools.desktop.xvfb import XvfbDisplay
 
-CLI = [sys.executable, "-c", "from agent.cli import main; main()"]
 TASKS = Path(__file__).resolve().parent.parent / "tasks"
 SIGNUP = TASKS / "signup"
 JSON_KEYS = ["task", "success", "outcome", "steps", "run_dir", "checks"]
@@ -24,8 +24,7 @@ SECRET = "correct-horse-battery-staple"
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "pw": SECRET, **(env or {})}
-    return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return run_cli(*args, cwd=cwd, env={"pw": SECRET, **(env or {})})
 
 
 def _result(proc: subprocess.CompletedProcess[str]) -> dict:
@@ -141,6 +140,31 @@ def test_tasks_runs_a_folder_and_tabulates_each_task(tmp_path):
     assert all(r["seconds"] > 0 for r in results)
 
 
+@pytest.mark.browser
+def test_tasks_on_two_workers_gives_the_same_results_in_the_same_order(tmp_path):
+    proc = _cli("tasks", str(SIGNUP), "--secret", "pw", "--workers", "2", "--json", "results.json",
+                cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "1 of 2 tasks succeeded" in proc.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["task"], r["success"], r["steps"]) for r in results] == [("signup-wrong-name", False, 4),
+                                                                         ("signup", True, 5)]
+    (check,) = results[0]["checks"]
+    assert check == {"check": "element_text: #msg equals 'Account created for Grace Hopper'", "ok": False,
+                     "why": "the text of #msg was 'Account created for Ada Lovelace'"}
+    for result in results:  # each worker recorded its run where a single process would have
+        record = json.loads((tmp_path / result["run_dir"] / "run.json").read_text())
+        assert record["task"] == result["task"] and record["success"] is result["success"]
+        run_dir = tmp_path / result["run_dir"]
+        written = "".join(p.read_text(encoding="utf-8") for p in run_dir.glob("*.json*"))
+        assert SECRET not in written
+
+
+def test_tasks_with_a_local_model_on_two_workers_asks_for_a_served_one(tmp_path):
+    line = _one_line(_cli("tasks", str(SIGNUP), "--model", "tiny", "--workers", "2", cwd=tmp_path))
+    assert "serve it once" in line and "--base-url" in line
+
+
 def test_tasks_without_task_files_is_one_line_and_exit_2(tmp_path):
     line = _one_line(_cli("tasks", str(tmp_path), cwd=tmp_path))
     assert "holds no task files" in line
@@ -174,3 +198,16 @@ def test_a_desktop_task_starts_its_program_checks_its_files_and_stops_it(desktop
     result = _result(proc)
     assert (result["outcome"], result["steps"], result["success"]) == ("finished", 1, True)
     assert [c["check"] for c in result["checks"]] == ["screen_text: Saved", "any of 1"]
+
+
+@pytest.mark.desktop
+def test_desktop_tasks_on_two_workers_each_get_a_display_of_their_own(desktop_env, tmp_path):
+    folder = shutil.copytree(TASKS / "desktop", tmp_path / "desktop")
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}  # no display but the workers'
+    env["PATH"] = desktop_env["PATH"]
+    proc = subprocess.run([*CLI, "tasks", ".", "--grounder", "ocr", "--workers", "2", "--json", "r.json"],
+                          cwd=folder, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((folder / "r.json").read_text())
+    assert [(r["task"], r["success"]) for r in results] == [("note-expect-text", True), ("note", True)]
