@@ -21,12 +21,19 @@ and how its success is checked; the step syntax is tasks/steps.py. `expect` is o
 strict as the grounder: a model may answer a box for something that is not there, so it
 catches a screen that is plainly wrong, not a missing word. `expect_text` reads the text
 itself: in a browser, the page's rendered text (`visible_text()` of the executor).
+
+A compiled script (agent/replay) keeps fallbacks beside each target, `crop` and `at`. When the
+words no longer find a target, the step heals: the crop matched on the new screen, then the
+model given as `heal_with`; each step's `replay` record says how its target was found, and
+`write_back=True` rewrites the healed steps in the file once the run has finished. `{{name}}`
+in a script is a variable, given to `Script.load(path, variables={...})` (`--var name=value`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,18 +41,20 @@ from typing import Any
 
 from agent.grounding import Grounder, Grounding, act, grounded_points, grounding_records
 from agent.redaction import redacting_logs
+from agent.replay.session import Healing
 from agent.runner import Runner, Start
 from agent.trajectory import Step, Trajectory
 from agent.vault import Secrets, UnknownSecret, literal_secret
 from tasks.spec import Task
-from tasks.steps import Expect, ExpectText, ScriptStep
-from tasks.yamlfile import Source
+from tasks.steps import Expect, ExpectText, Fallback, ScriptStep, fallback_of
+from tasks.yamlfile import Source, read_yaml
 from tools.errors import AgentError, GroundingError, TaskError
 from tools.executor import ActionResult, Executor, Observation
 
 __all__ = ["Expect", "ExpectText", "Script", "ScriptRunner"]
 
 SHOWN = 200  # characters of the screen's text that a failed expect_text quotes
+VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class Script(Task):
@@ -53,26 +62,46 @@ class Script(Task):
 
     noun = "script"
     name: str = "script"
+    # each step's crop and point, when it has them (a compiled script's): where a replay heals
+    fallbacks: tuple[Fallback | None, ...] = ()
 
     @classmethod
-    def parse(cls, data: Any, *, source: Source | str | None = None, path: Path | None = None) -> Script:
+    def load(cls, path: Path | str, *, variables: dict[str, str] | None = None) -> Script:
+        """Read a script; its `{{name}}` placeholders become `variables[name]` (TaskError when one
+        is not given)."""
+        path = Path(path)
+        data, source = read_yaml(path, noun=cls.noun)
+        return cls.parse(data, source=source, path=path, variables=variables)
+
+    @classmethod
+    def parse(cls, data: Any, *, source: Source | str | None = None, path: Path | None = None,
+              variables: dict[str, str] | None = None) -> Script:
+        where = source.at() if isinstance(source, Source) else (source or str(path or "script"))
         if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
-            where = source.at() if isinstance(source, Source) else (source or str(path or "script"))
             raise TaskError(f"{where}: give a mapping with a non-empty `steps:` list (see agent/script.py); "
                             "a task with a goal and no steps runs with `internvl-agent run --task FILE`")
+        data = _filled(data, variables or {}, where)  # the steps, and the goal and checks that name them
         script = super().parse(data, source=source, path=path)
         assert isinstance(script, Script)
-        return script
+        at = source.at if isinstance(source, Source) else (lambda *loc: where)
+        fallbacks = tuple(fallback_of(raw, f"{at('steps', n)}: step {n + 1}")
+                          for n, raw in enumerate(data["steps"]))
+        return script.model_copy(update={"fallbacks": fallbacks}) if any(fallbacks) else script
 
 
 class ScriptRunner(Runner[Task]):
     """Runs a task's steps on an executor, each step recorded like an agent's (runs/<id>/)."""
 
     def __init__(self, executor: Executor, grounder: Grounder, *, runs_dir: Path | str = "runs",
-                 retry_every_s: float = 0.5, secrets: Mapping[str, str] | None = None) -> None:
+                 retry_every_s: float = 0.5, secrets: Mapping[str, str] | None = None,
+                 heal_with: Grounder | None = None, write_back: bool = False) -> None:
         """`secrets`: values a step types as <secret>name</secret>, never written to disk (nor
-        is the text of a `type` step marked `secret: true`)."""
+        is the text of a `type` step marked `secret: true`). `heal_with`: the grounder (a model's)
+        that finds a target when neither its words nor its crop do; `write_back`: rewrite the
+        healed steps in the script's file once the run has finished (agent/replay/heal.py)."""
         super().__init__()
+        self.heal_with = heal_with
+        self.write_back = write_back
         self.executor = executor
         self.grounder = grounder
         self.secrets = Secrets(secrets)
@@ -85,11 +114,14 @@ class ScriptRunner(Runner[Task]):
         steps = _steps_of(script)
         meta = {"kind": "script", "script": script.name, "steps_in_script": len(steps),
                 "script_digest": _digest(steps), "secret_names": list(self.secrets.names),
-                "start": dict(start or {}), "grounder": type(self.grounder).__name__}
+                "start": dict(start or {}), "grounder": type(self.grounder).__name__,
+                "heal_with": type(self.heal_with).__name__ if self.heal_with is not None else None}
         trajectory = self._begin(Trajectory.create(
             self.runs_dir, goal=f"script: {script.name}", run_id=run_id, meta=meta,
             secret_values=self.secrets.values))
+        self._healing = Healing(script)
         yield from self._loop(steps, script.timeout, trajectory)
+        self._healing.write_back(trajectory, enabled=self.write_back)
 
     def resume(self, script: Task, run_dir: Path | str, *, start_url: str | None = None) -> Iterator[Step]:
         """Go on with the run of `script` in `run_dir` (killed, crashed or stopped): the steps
@@ -105,12 +137,14 @@ class ScriptRunner(Runner[Task]):
                                 "with the script it began with")
 
         trajectory = self._resumed(run_dir, "script", self.secrets, check)
+        self._healing = Healing(script)
         for action in steps[:len(trajectory)]:  # what the run had registered before the kill
             literal = None if isinstance(action, Expect | ExpectText) else literal_secret(action)
             if literal is not None:
                 trajectory.add_secret(literal)
         yield from self._loop(steps, script.timeout, trajectory, reopen=lambda: self._reopen(
             self.executor, trajectory, start_url=start_url))
+        self._healing.write_back(trajectory, enabled=self.write_back)
 
     def _loop(self, steps: Sequence[ScriptStep], timeout: float, trajectory: Trajectory,
               reopen: Callable[[], object] | None = None) -> Iterator[Step]:
@@ -144,9 +178,11 @@ class ScriptRunner(Runner[Task]):
         deadline = time.monotonic() + timeout
         if not isinstance(action, Expect | ExpectText) and (literal := literal_secret(action)) is not None:
             trajectory.add_secret(literal)
+        grounder = self._healing.grounder(index, self.grounder, self.executor, self.heal_with)
         while True:
             observation = self.executor.observe()
-            result, found, missing = self._attempt(action, observation)
+            trajectory.flush()  # the last step is on disk before this one acts: no kill loses an action
+            result, found, missing = self._attempt(action, observation, grounder)
             if missing is None:
                 break
             if self.stopping or time.monotonic() + self.retry_every_s > deadline:
@@ -162,20 +198,23 @@ class ScriptRunner(Runner[Task]):
             grounded=grounded_points(found),
             grounding=grounding_records(found),
             timings_ms={"step": round((time.perf_counter() - t0) * 1e3, 2)},
+            replay=grounder.records or None,
         )
+        if result.ok and grounder.healed is not None:
+            self._healing.healed[index] = grounder.healed
         return trajectory.append(step, observation.image)
 
-    def _attempt(self, action: ScriptStep, observation: Observation) -> tuple[
+    def _attempt(self, action: ScriptStep, observation: Observation, grounder: Grounder) -> tuple[
             ActionResult, dict[str, Grounding] | None, str | None]:
         """One try: (result, where targets were grounded, what is not there yet to look again for)."""
         if isinstance(action, ExpectText):
             return self._expect_text(action, observation)
         try:
             if isinstance(action, Expect):
-                found = self.grounder.locate(observation, action.target)
+                found = grounder.locate(observation, action.target)
                 return ActionResult(ok=True), {action.target: found}, None
             filled = self.secrets.fill_action(action)  # the record keeps the placeholder
-            acted = act(self.executor, filled, observation, self.grounder)
+            acted = act(self.executor, filled, observation, grounder)
             return acted.result, acted.found, None
         except UnknownSecret as exc:
             return ActionResult.failure(str(exc)), None, None
@@ -203,6 +242,31 @@ def _ocr_reader(observation: Observation) -> Callable[[], str]:
     from agent.grounding.ocr import screen_text
 
     return lambda: screen_text(observation.image)
+
+
+def _filled(data: dict[str, Any], variables: Mapping[str, str], where: str) -> dict[str, Any]:
+    """The file's data with each `{{name}}` in its strings replaced by `variables[name]`."""
+    missing: list[str] = []
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            def one(match: re.Match[str]) -> str:
+                if match.group(1) not in variables:
+                    missing.append(match.group(1))
+                    return match.group(0)
+                return variables[match.group(1)]
+            return VARIABLE.sub(one, value)
+        if isinstance(value, dict):
+            return {key: fill(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [fill(item) for item in value]
+        return value
+
+    filled: dict[str, Any] = fill(data)
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        raise TaskError(f"{where}: the steps use the variable(s) {names}: give each with --var NAME=VALUE")
+    return filled
 
 
 def _steps_of(script: Task) -> tuple[ScriptStep, ...]:

@@ -9,6 +9,9 @@
     - wait: 1
     - navigate: https://example.org/      # browser only
     - back:
+    - click: the "Sign in" button         # a compiled step (agent/replay) also keeps its fallbacks:
+      crop: login.crops/03-click.png      #   the target as it looked when recorded (beside the file)
+      at: [0.42, 0.31]                    #   and where it was, as a fraction of the screen
 
 The value is the action's main field (`MAIN_FIELD`: a target for click, move and expect; the
 text for type and expect_text; the keys for key; seconds for wait; the url for navigate) or
@@ -20,19 +23,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tools.actions import ACTION_ADAPTER, BaseAction
 from tools.errors import TaskError
 from tools.validation import format_validation_error
 
-__all__ = ["MAIN_FIELD", "Expect", "ExpectText", "ScriptStep", "parse_step"]
+__all__ = ["FALLBACK_KEYS", "MAIN_FIELD", "Expect", "ExpectText", "Fallback", "ScriptStep", "fallback_of",
+           "parse_step"]
 
 # The field a bare value stands for, per step.
 MAIN_FIELD = {"click": "target", "move": "target", "scroll": "target", "type": "text", "key": "keys",
               "wait": "seconds", "navigate": "url", "finish": "answer", "fail": "reason", "expect": "target",
               "expect_text": "text"}
 _NO_MAIN_FIELD = ("drag", "back")
+# Keys a step may hold beside its `action: value` pair: where a replay looks when the words fail.
+FALLBACK_KEYS = ("crop", "at")
 
 
 class _ScreenCheck(BaseModel):
@@ -65,8 +71,39 @@ class ExpectText(_ScreenCheck):
 ScriptStep = BaseAction | Expect | ExpectText
 
 
+class Fallback(BaseModel):
+    """What a compiled step keeps besides its target in words: the recorded crop of the target
+    (a PNG, relative to the script's folder) and its point as a fraction of the screen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crop: str | None = Field(default=None, min_length=1, max_length=500)
+    at: tuple[float, float] | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _on_screen(cls, at: tuple[float, float] | None) -> tuple[float, float] | None:
+        if at is not None and not all(0.0 <= v <= 1.0 for v in at):
+            raise ValueError("at is [x, y] as fractions of the screen, each 0..1")
+        return at
+
+
+def fallback_of(raw: Any, where: str) -> Fallback | None:
+    """The `crop` and `at` a step holds beside its action (None when neither)."""
+    if not isinstance(raw, dict) or not any(key in raw for key in FALLBACK_KEYS):
+        return None
+    try:
+        return Fallback(**{key: raw[key] for key in FALLBACK_KEYS if key in raw})
+    except ValidationError as exc:
+        raise TaskError(f"{where}: {format_validation_error(exc)}") from None
+
+
 def parse_step(raw: Any, where: str) -> ScriptStep:
-    """One step of a file; `where` starts every TaskError ("note.yaml:7: step 3")."""
+    """One step of a file; `where` starts every TaskError ("note.yaml:7: step 3"). The step's
+    fallbacks (`crop`, `at`) are read by `fallback_of`."""
+    if isinstance(raw, dict) and any(key in raw for key in FALLBACK_KEYS):
+        fallback_of(raw, where)
+        raw = {key: value for key, value in raw.items() if key not in FALLBACK_KEYS}
     if not isinstance(raw, dict) or len(raw) != 1:
         raise TaskError(f"{where}: write one `action: value` pair, such as `click: the OK button`")
     ((name, value),) = raw.items()
