@@ -114,7 +114,8 @@ if [ $QUICK -eq 1 ]; then
 else
     part gpu_step 200 "$PYTHON" bench/gpu_step.py --device "$DEVICE" --models 8b,2b --dtype bfloat16 \
         --peak-flops "$PEAK_FLOPS" --bandwidth "$BANDWIDTH"
-    part model_step 120 "$PYTHON" bench/model_step.py --device "$DEVICE" --steps 3
+    # The cache rows (first token) and Best-of-4 against one sample (last token of 32).
+    part model_step 120 "$PYTHON" bench/model_step.py --device "$DEVICE" --steps 3 --new-tokens 32
 fi
 
 # --- quantized loading (bitsandbytes, CUDA only) ----------------------------------------------

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["Completion", "GenerationConfig", "Message", "Role", "VisionLanguageModel"]
+__all__ = ["Completion", "GenerationConfig", "LogprobModel", "Message", "Role", "VisionLanguageModel"]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -112,3 +112,16 @@ class VisionLanguageModel(Protocol):
     def generate(
         self, messages: Sequence[Message], config: GenerationConfig | None = None
     ) -> Completion: ...
+
+
+@runtime_checkable
+class LogprobModel(VisionLanguageModel, Protocol):
+    """A backend that can also say how likely each of a few answers is as its reply's start.
+
+    `answer_logprobs(messages, ["Yes", "No"])` gives each answer's next-token log-probability
+    after the prompt (the assistant's turn opened): what a critic reads instead of parsing prose.
+    The local InternVL backend computes it in one forward pass; the remote one asks a server
+    that returns OpenAI's `top_logprobs`.
+    """
+
+    def answer_logprobs(self, messages: Sequence[Message], answers: Sequence[str]) -> dict[str, float]: ...

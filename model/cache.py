@@ -221,6 +221,15 @@ class Prefiller:
             self._lm(inputs_embeds=embeds, use_cache=True, **{self.cache_kw: cache})
         return Prefilled(cache, computed, reused, reused_prefix)
 
+    def next_logits(self, last_id: int, cache: Any) -> Any:
+        """The next-token logits (vocab,) after the prompt's last id, continuing `cache` (from
+        `prefill`); the cache then holds the whole prompt."""
+        import torch
+
+        embeds = self._model.get_input_embeddings()(torch.tensor([[last_id]], device=self._model.device))
+        hidden = self._lm(inputs_embeds=embeds, use_cache=True, **{self.cache_kw: cache}).last_hidden_state
+        return self._model.lm_head(hidden[0, -1])
+
     def _run(self, ids: Any, cache: Any) -> None:
         embeds = self._model.get_input_embeddings()(ids)
         self._lm(inputs_embeds=embeds, use_cache=True, **{self.cache_kw: cache})

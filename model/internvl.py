@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from threading import Event
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,8 @@ class InternVLModel:
                 tiles=TileCache(int(tile_cache_mb * 2**20)) if tile_cache_mb > 0 else None,
                 prefixes=PrefixCache() if prefix_cache else None,
             )
+        # Who prefills one prompt for n samples and for answer_logprobs: the caches, or none.
+        self._one_prompt = self._prefiller or Prefiller(model, tiles=None, prefixes=None)
 
     @property
     def caches(self) -> Prefiller | None:
@@ -126,20 +128,11 @@ class InternVLModel:
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str,
-        *,
-        device: str | None = None,
-        dtype: Any = None,
-        max_tiles: int = 12,
-        device_map: str | Mapping[str, Any] | None = None,
-        num_gpus: int | None = None,
-        quantization: Quantization | None = None,
-        attn_implementation: str | None = None,
-        tile_cache_mb: float = 256,
-        prefix_cache: bool = True,
-    ) -> InternVLModel:
+    def from_pretrained(cls, name_or_path: str, *, device: str | None = None, dtype: Any = None,
+                        max_tiles: int = 12, device_map: str | Mapping[str, Any] | None = None,
+                        num_gpus: int | None = None,
+                        quantization: Quantization | None = None, attn_implementation: str | None = None,
+                        tile_cache_mb: float = 256, prefix_cache: bool = True) -> InternVLModel:
         """Load "tiny", a short name, a cached hub id or a folder (see model.catalog).
 
         One device by default: `device`, else the first GPU, else the CPU, in bf16 on a GPU
@@ -154,23 +147,10 @@ class InternVLModel:
         check_quantization(quantization)
         path = resolve_model(name_or_path)
         check_architecture(path)
-        model, tokenizer = load(
-            path,
-            device=device,
-            dtype=dtype,
-            device_map=device_map,
-            num_gpus=num_gpus,
-            quantization=quantization,
-            attn_implementation=attn_implementation,
-        )
-        return cls(
-            model,
-            tokenizer,
-            name=name_or_path,
-            max_tiles=max_tiles,
-            tile_cache_mb=tile_cache_mb,
-            prefix_cache=prefix_cache,
-        )
+        model, tokenizer = load(path, device=device, dtype=dtype, device_map=device_map, num_gpus=num_gpus,
+                                quantization=quantization, attn_implementation=attn_implementation)
+        return cls(model, tokenizer, name=name_or_path, max_tiles=max_tiles, tile_cache_mb=tile_cache_mb,
+                   prefix_cache=prefix_cache)
 
     # -- prompt ----------------------------------------------------------------------------
 
@@ -196,7 +176,9 @@ class InternVLModel:
 
         `output_tokens` counts every generated token, the closing <|im_end|> included. The
         text keeps grounding tags (<ref>, <box>) and drops the other special tokens.
-        With `config.n` > 1 the completion holds n candidates.
+        With `config.n` > 1 and sampling, the completion holds n candidates from one batched
+        generate: the prompt is prefilled once (through the caches, or without them when they
+        are off) and its KV cache repeated for each sample. Greedy candidates are n copies of one.
         """
         return self.generate_batch([messages], config)[0]
 
@@ -242,6 +224,36 @@ class InternVLModel:
                 )
             )
         return completions
+
+    def answer_logprobs(self, messages: Sequence[MessageLike], answers: Sequence[str]) -> dict[str, float]:
+        """The log-probability that the reply starts with each answer: one forward pass.
+
+        An answer is scored by its first token ("Yes" and "No" are one token each), so the
+        answers must start with different tokens. The prompt goes through the caches as in
+        generate, and the logits are those of transformers' own forward pass.
+        """
+        tokens = [self._prompts.encode(answer)[:1] for answer in answers]
+        if not answers or any(not t for t in tokens) or len({t[0] for t in tokens}) < len(tokens):
+            raise ValueError(f"answers must be non-empty and start with different tokens: {list(answers)!r}")
+        logprobs = self._next_logprobs(messages)
+        return {answer: float(logprobs[t[0]]) for answer, t in zip(answers, tokens, strict=True)}
+
+    def top_logprobs(self, messages: Sequence[MessageLike], k: int) -> list[tuple[str, float]]:
+        """The `k` likeliest first tokens of the reply, as (text, log-probability), likeliest first."""
+        values, ids = self._next_logprobs(messages).topk(k)
+        return [(self._tokenizer.decode([i]), v) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+
+    def _next_logprobs(self, messages: Sequence[MessageLike]) -> Any:
+        """Log-softmax of the next-token logits after the prompt (vocab,), in fp32."""
+        import torch
+
+        prompt = self._prompts.build(as_messages(messages))
+        prefiller = self._one_prompt
+        with torch.inference_mode():
+            done = prefiller.prefill(prompt.ids, prompt.pixel_values, prefix_len=prompt.prefix_len,
+                                     image_token_id=self.image_token_id)
+            logits = prefiller.next_logits(prompt.ids[-1], done.cache)
+        return torch.log_softmax(logits.float(), dim=-1)
 
     def stream(
         self, messages: Sequence[MessageLike], config: GenerationConfig | None = None
@@ -289,9 +301,14 @@ class InternVLModel:
         # Each prompt `copies` times in a row, ids and tiles alike: generate's own expansion
         # (num_return_sequences) of pixel_values has differed between transformers versions.
         rows_in = [prompt for prompt in prompts for _ in range(copies)]
-        # One row goes through the caches (model.cache); a batch keeps generate's own path.
-        cached = self._prefiller if len(rows_in) == 1 else None
-        inputs = left_padded(rows_in, pad_id=self._pad_id, device=device, dtype=self._model.dtype)
+        # One prompt is prefilled once, through the caches (model.cache) where they are on, and its
+        # KV cache is repeated for the `copies` samples; a batch of prompts keeps generate's own path,
+        # and so does one greedy prompt with the caches off.
+        one = len(prompts) == 1 and (self._prefiller is not None or copies > 1)
+        cached = self._one_prompt if one else None
+        # A prefill reads the tiles itself: generate then gets the ids and the mask alone.
+        given = [replace(p, pixel_values=None) for p in rows_in] if cached is not None else rows_in
+        inputs = left_padded(given, pad_id=self._pad_id, device=device, dtype=self._model.dtype)
         tiles = sum(p.num_tiles for p in rows_in)
         saved = {"tiles_computed": tiles, "tiles_reused": 0, "prefix_tokens_reused": 0}
         # A fresh config, and every setting that changes the reply given explicitly: generate
@@ -324,7 +341,7 @@ class InternVLModel:
                 if seeded:
                     torch.manual_seed(config.seed)
                 if cached is not None:
-                    inputs, saved = self._prefilled(rows_in[0], inputs, cached)
+                    inputs, saved = self._prefilled(rows_in[0], inputs, cached, copies)
                 output = self._model.generate(
                     **inputs, generation_config=hf_config, streamer=clock, stopping_criteria=criteria
                 )
@@ -338,12 +355,15 @@ class InternVLModel:
         return _Decoded(rows, copies, clock.first_token_at, saved)
 
     def _prefilled(
-        self, prompt: Prompt, inputs: dict[str, Any], prefiller: Prefiller
+        self, prompt: Prompt, inputs: dict[str, Any], prefiller: Prefiller, copies: int = 1
     ) -> tuple[dict[str, Any], dict[str, int]]:
-        """generate's inputs continuing from a KV cache of all prompt ids but the last."""
+        """generate's inputs continuing from a KV cache of all prompt ids but the last, that
+        cache repeated `copies` times (inputs holds the prompt's ids `copies` times)."""
         done = prefiller.prefill(
             prompt.ids, prompt.pixel_values, prefix_len=prompt.prefix_len, image_token_id=self.image_token_id
         )
+        if copies > 1:
+            done.cache.batch_repeat_interleave(copies)  # a private copy: the prefix cache keeps its own
         inputs = {k: v for k, v in inputs.items() if k != "pixel_values"}
         inputs[prefiller.cache_kw] = done.cache
         saved = {

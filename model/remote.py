@@ -25,6 +25,7 @@ with jitter); other 4xx answers are not, since sending them again cannot help.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from tools.errors import AgentError, ModelUnavailable
 __all__ = ["OpenAICompatibleModel"]
 
 _INSTALL_HINT = "pip install 'internvl-agent[remote]'"
+_TOP_LOGPROBS = 20  # the most alternatives OpenAI's API lists per token
 
 
 class OpenAICompatibleModel:
@@ -98,6 +100,36 @@ class OpenAICompatibleModel:
             extra=extra,
             candidates=tuple(texts),
         )
+
+    def answer_logprobs(self, messages: Sequence[MessageLike], answers: Sequence[str]) -> dict[str, float]:
+        """Each answer's log-probability as the reply's first token, from the server's `top_logprobs`.
+
+        One greedy request for one token, asking for the top 20 alternatives (vLLM, SGLang and
+        LMDeploy return them). A listed token counts for an answer when it is the answer, spaces
+        aside; an answer with no listed token is less likely than all 20 and gets -inf.
+        AgentError when the server returns no logprobs, or none of the answers is listed.
+        """
+        request = self._request(messages, GenerationConfig(max_new_tokens=1))
+        request.update(logprobs=True, top_logprobs=_TOP_LOGPROBS)
+        with self._translate():
+            response = self._client.chat.completions.create(**request)
+        url = _display(self.base_url)
+        first = response.choices[0].logprobs if response.choices else None
+        content = first.content if first is not None else None
+        if not content:
+            raise AgentError(
+                f"the model server at {url} returned no logprobs for {self.name!r}: a critic needs a server "
+                "that returns top_logprobs (vLLM, SGLang, LMDeploy), or a local model (InternVLModel)"
+            )
+        listed = [(entry.token.strip(), entry.logprob) for entry in content[0].top_logprobs or ()]
+        scores = {a: _logsumexp([lp for token, lp in listed if token == a.strip()]) for a in answers}
+        if all(score == float("-inf") for score in scores.values()):
+            tokens = ", ".join(repr(token) for token, _ in listed[:8])
+            raise AgentError(
+                f"none of {list(answers)!r} is among the {len(listed)} likeliest first tokens the model "
+                f"server at {url} listed ({tokens}, ...): ask the critic's question so that it answers them"
+            )
+        return scores
 
     def stream(
         self, messages: Sequence[MessageLike], config: GenerationConfig | None = None
@@ -191,6 +223,14 @@ def _server_message(exc: Any) -> str:
     elif isinstance(body, str) and body:
         return body[:500]
     return str(getattr(exc, "message", exc))
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    """log(sum(exp(v))) of a few log-probabilities; -inf for none."""
+    if not values:
+        return float("-inf")
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def _display(url: str) -> str:

@@ -21,8 +21,9 @@ body and keep-alive timeouts, a connection cap) and a SIGTERM that ends within s
 (model.server_http).
 
 Unset sampling fields default to ours, not OpenAI's: greedy (temperature 0), because
-agents want repeatable actions. Fields we do not honour (stop, logprobs, tools, ...) are
-ignored, up to `max_ignored_bytes`. fastapi and uvicorn are imported lazily:
+agents want repeatable actions. `logprobs` with `top_logprobs` is answered for a greedy
+one-token reply, what a critic asks (model.server_logprobs). Fields we do not honour (stop,
+tools, ...) are ignored, up to `max_ignored_bytes`. fastapi and uvicorn are imported lazily:
 `pip install 'internvl-agent[serve]'`.
 """
 
@@ -55,6 +56,7 @@ from model.server_limits import (
     inspect_messages,
     prompt_counter,
 )
+from model.server_logprobs import MAX_TOP_LOGPROBS, check_logprobs_request, first_token
 from model.server_runner import ModelRunner, Outbox
 from tools.errors import AgentError, ModelUnavailable
 
@@ -90,6 +92,8 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(default=1, ge=1, le=8)
     seed: int | None = Field(default=None, ge=0, lt=2**64)
     stream: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
 
     @property
     def asked_tokens(self) -> bool:
@@ -192,6 +196,9 @@ def create_app(
         if body.stream and body.n > 1:
             return error_response(400, "stream with n > 1 is not supported: ask for n=1, or drop stream")
         check_ignored_fields(body.model_extra, limits)
+        if body.logprobs:
+            check_logprobs_request(model, tokens=body.max_completion_tokens or body.max_tokens, n=body.n,
+                                   stream=body.stream, temperature=body.temperature)
         ticket = runner.admit()  # 503 with Retry-After when the line is full
         handed_over = False
         try:
@@ -204,6 +211,12 @@ def create_app(
                 await outbox.get(request)  # the prompt fits: the status line can say 200
                 handed_over = True
                 return EventStream(_sse(outbox, name), on_close=lambda: ticket.stop("disconnect"))
+            if body.logprobs:
+                outbox = runner.submit(ticket, partial(first_token, model, messages, config,
+                                                       body.top_logprobs or 0, fits))
+                choice, usage = await outbox.get(request)
+                return JSONResponse({"id": _new_id(), "object": "chat.completion", "model": name,
+                                     "created": int(time.time()), "choices": [choice], "usage": usage})
             outbox = runner.submit(ticket, partial(_complete, model, messages, config, body.n, fits))
             choices, usage = await outbox.get(request)
         finally:

@@ -28,4 +28,5 @@ def test_gpu_check_quick_on_the_cpu_writes_every_part(tmp_path: Path):
         assert f"{name}: ok" in summary, summary
     assert "quantization: skipped" in summary
     assert "TFLOP/s" in (tmp_path / "ceilings.txt").read_text()
-    assert "unchanged screen" in (tmp_path / "model_step.txt").read_text()
+    model_step = (tmp_path / "model_step.txt").read_text()
+    assert "unchanged screen" in model_step and "best-of-4" in model_step

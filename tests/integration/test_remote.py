@@ -371,3 +371,32 @@ def test_serve_runs_uvicorn_until_stopped():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_logprobs_of_a_one_token_reply_are_the_local_models_and_a_remote_critic_reads_them(vlm, remote,
+                                                                                          base_url):
+    body = {"model": NAME, "messages": [{"role": "user", "content": "Click the Submit button."}],
+            "max_tokens": 1, "logprobs": True, "top_logprobs": 5}
+    status, _, raw = _http(f"{base_url}/chat/completions", body)
+    assert status == 200
+    choice = json.loads(raw)["choices"][0]
+    local = vlm.top_logprobs([Message.user("Click the Submit button.")], 20)
+    listed = choice["logprobs"]["content"][0]["top_logprobs"]
+    assert [entry["token"] for entry in listed] == [text for text, _ in local[:5]]
+    assert [entry["logprob"] for entry in listed] == pytest.approx([lp for _, lp in local[:5]], abs=1e-5)
+    assert choice["message"]["content"] == local[0][0]
+    # Two of the likeliest tokens, each the only one of its spelling, as a critic's answers.
+    spelled = [text.strip() for text, _ in local]
+    answers = [text for text, _ in local if text.strip() and spelled.count(text.strip()) == 1][:2]
+    got = remote.answer_logprobs([Message.user("Click the Submit button.")], answers)
+    expected = dict(local)
+    assert got == pytest.approx({answer: expected[answer] for answer in answers}, abs=1e-5)
+
+
+def test_logprobs_are_refused_for_a_longer_reply_and_by_a_model_without_them(base_url):
+    body = {"model": NAME, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "logprobs": True}
+    status, _, raw = _http(f"{base_url}/chat/completions", body)
+    assert status == 400 and "max_tokens=1" in json.loads(raw)["error"]["message"]
+    with _serving(ScriptedModel(["Yes"]), []) as url:
+        with pytest.raises(AgentError, match="cannot return logprobs"):
+            OpenAICompatibleModel(url, NAME).answer_logprobs(CHAT, ["Yes", "No"])
