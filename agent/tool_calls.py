@@ -5,7 +5,9 @@ start run first: a run of consecutive parallel tools at the same time (plain fun
 threads, async ones on one event loop), any other tool alone; results keep the order of
 the calls. The first action that is not a tool call (a GUI action, finish or fail) ends the
 batch: it runs alone, after the tools, and only if they all succeeded; calls after it are
-recorded as not run. Every call and its result goes into the step (`Step.calls`).
+recorded as not run. Every call and its result goes into the step (`Step.calls`). A call that
+needed a person's approval and did not get it ends the run (`blocked`), as it does alone: then
+no call of the reply runs. The images tools return stay on their results (tools.tool_output).
 Placeholders `<secret>name</secret>` in a tool's text arguments are filled for the tool
 only: the step records the placeholder.
 """
@@ -14,17 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from agent.parse_many import MAX_CALLS_PER_STEP
+from agent.trajectory import Outcome
 from agent.vault import PLACEHOLDER, Secrets, UnknownSecret
 from tools.actions import BaseAction
 from tools.context import RunContext
 from tools.executor import ActionResult
 from tools.registry import ToolAction, ToolRegistry
 
-__all__ = ["Batch", "BatchOutcome", "call_tool", "call_tools", "fill_secrets", "join_results", "run_tools"]
+__all__ = ["NOT_APPROVED", "Batch", "BatchOutcome", "Refusal", "call_tool", "call_tools", "fill_secrets",
+           "join_results", "run_tools"]
 
 _T = TypeVar("_T")
 
@@ -46,6 +53,11 @@ class Batch:
         return cls(tuple(actions), None, ())  # type: ignore[arg-type]
 
 
+# Why a call may not run, and the outcome that ends the run there (a call no one approved).
+Refusal = tuple[str | None, Outcome | None]
+NOT_APPROVED = "not run: another call of this reply was not approved, which ends the run"
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
     """What came of a reply's tool calls: each call with its result, for the step's record."""
@@ -53,17 +65,27 @@ class BatchOutcome:
     calls: list[dict[str, Any]]
     result: ActionResult  # all the tool calls' results joined (join_results)
     ok: bool
+    results: tuple[ActionResult, ...] = ()  # each tool call's, in call order (with its images)
+    ending: Outcome | None = None  # a call's refusal ended the run: none of the reply ran
 
 
 def call_tools(registry: ToolRegistry, batch: Batch, ctx: RunContext[Any], secrets: Secrets,
-               refusal: Callable[[BaseAction], str | None]) -> BatchOutcome:
-    """Run the batch's tool calls (those `refusal` names a reason for are not run) and record
-    them, with the calls after the batch's end as not run."""
+               refusal: Callable[[BaseAction], Refusal]) -> BatchOutcome:
+    """Run the batch's tool calls (those `refusal` names a reason for are not run; one that
+    also names an ending stops the whole batch) and record them, with the calls after the
+    batch's end as not run."""
     results: list[ActionResult | None] = []
     runnable: list[ToolAction] = []
+    ending: Outcome | None = None
     for action in batch.tools:
-        reason = refusal(action)
-        filled = fill_secrets(action, secrets) if reason is None else ActionResult.failure(reason)
+        reason, ending = refusal(action)
+        if ending is not None:  # no one approved it: the run ends, and nothing of the reply runs
+            results = [ActionResult.failure(NOT_APPROVED)] * len(results)
+            results += [ActionResult.failure(reason or NOT_APPROVED)]
+            results += [ActionResult.failure(NOT_APPROVED)] * (len(batch.tools) - len(results))
+            runnable = []
+            break
+        filled = _filled_for(registry, action, secrets) if reason is None else ActionResult.failure(reason)
         if isinstance(filled, ActionResult):
             results.append(filled)
         else:
@@ -77,14 +99,19 @@ def call_tools(registry: ToolRegistry, batch: Batch, ctx: RunContext[Any], secre
     skipped = ActionResult.failure("not run: the action before it ends the reply's calls")
     calls += [{"action": action.model_dump(mode="json"), "result": skipped.model_dump(mode="json")}
               for action in batch.dropped]
-    return BatchOutcome(calls, joined, joined.ok)
+    return BatchOutcome(calls, joined, joined.ok, tuple(done), ending)
 
 
 def call_tool(registry: ToolRegistry, action: ToolAction, secrets: Secrets,
               ctx: RunContext[Any]) -> ActionResult:
     """Run one tool call, its placeholders filled for the tool only."""
-    filled = fill_secrets(action, secrets)
+    filled = _filled_for(registry, action, secrets)
     return filled if isinstance(filled, ActionResult) else run_tools(registry, [filled], ctx)[0]
+
+
+def _filled_for(registry: ToolRegistry, action: ToolAction, secrets: Secrets) -> ToolAction | ActionResult:
+    """The call as its tool gets it: placeholders filled, unless it fills them itself."""
+    return fill_secrets(action, secrets) if registry.fills_secrets(action.name) else action
 
 
 def fill_secrets(action: ToolAction, secrets: Secrets) -> ToolAction | ActionResult:
@@ -101,7 +128,9 @@ def fill_secrets(action: ToolAction, secrets: Secrets) -> ToolAction | ActionRes
 
 def run_tools(registry: ToolRegistry, actions: Sequence[ToolAction],
               ctx: RunContext[Any]) -> list[ActionResult]:
-    """Run the calls, consecutive parallel tools together, and return results in call order."""
+    """Run the calls, consecutive parallel tools together, and return results in call order. A
+    plain function alone runs on the caller's thread, plain parallel ones in a pool of threads
+    kept for the process, and a group with an async tool on an event loop."""
     results: list[ActionResult] = []
     index = 0
     while index < len(actions):
@@ -110,7 +139,12 @@ def run_tools(registry: ToolRegistry, actions: Sequence[ToolAction],
             while end < len(actions) and registry.is_parallel(actions[end].name):
                 end += 1
         group = actions[index:end]
-        results.extend(_run(_gather(registry, group, ctx)))
+        if any(registry.is_async(action.name) for action in group):
+            results.extend(_run(_gather(registry, group, ctx)))
+        elif len(group) == 1:  # on this thread: a tool may hold what is bound to it (a browser, a database)
+            results.append(registry.call(group[0], ctx))
+        else:
+            results.extend(_in_threads(registry, group, ctx))
         index = end
     return results
 
@@ -123,6 +157,38 @@ def join_results(results: Sequence[ActionResult], names: Sequence[str]) -> Actio
               if not r.ok]
     return ActionResult(ok=not errors, error="; ".join(errors) or None, output="\n".join(outputs) or None,
                         elapsed_ms=sum(r.elapsed_ms for r in results))
+
+
+def _in_threads(registry: ToolRegistry, group: Sequence[ToolAction],
+                ctx: RunContext[Any]) -> list[ActionResult]:
+    """Plain parallel tools at the same time, each in a thread of the shared pool (with the
+    caller's context variables, as asyncio.to_thread would). From a thread of that pool (a tool
+    that runs an agent whose tools are parallel), a pool of its own: waiting on the shared one
+    from inside it could wait for ever."""
+    nested = threading.current_thread().name.startswith(_POOL_PREFIX)
+    pool = concurrent.futures.ThreadPoolExecutor(len(group)) if nested else _shared_pool()
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, registry.call, action, ctx)
+                   for action in group]
+        return [future.result() for future in futures]
+    finally:
+        if nested:
+            pool.shutdown()
+
+
+_POOL_PREFIX = "parallel-tool"
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _shared_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads started once, not per step (starting and joining them cost milliseconds a step)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(4 * MAX_CALLS_PER_STEP,
+                                                          thread_name_prefix=_POOL_PREFIX)
+        return _POOL
 
 
 async def _gather(registry: ToolRegistry, group: Sequence[ToolAction],

@@ -7,7 +7,9 @@ reason sent back to the model, which may call it again (bounded by the agent's m
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar, get_origin
 
 __all__ = ["RunContext", "ToolRetry", "is_context_type"]
@@ -17,11 +19,15 @@ Deps = TypeVar("Deps")
 
 @dataclass(frozen=True)
 class RunContext(Generic[Deps]):
-    """Given to a tool that asks for it: the agent's `deps`, the run's id and the step's index."""
+    """Given to a tool that asks for it: the agent's `deps`, the run's id and the step's index.
+    `run_dir`: the run's directory (where a tool that runs an agent keeps the child run), and
+    `record_child`: how such a tool links the child run into the run's record (run.json)."""
 
     deps: Deps
     run_id: str = ""
     step: int = 0
+    run_dir: Path | None = None
+    record_child: Callable[[Mapping[str, Any]], None] | None = None
 
 
 class ToolRetry(Exception):

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import re
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, Union, overload
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -35,8 +35,10 @@ from pydantic.fields import FieldInfo
 from tools.actions import ACTION_ADAPTER, GUI_ACTION_CLASSES, GUI_ACTION_NAMES, BaseAction, Fail, Finish
 from tools.context import RunContext, ToolRetry, is_context_type
 from tools.docstrings import parse_docstring
+from tools.errors import AgentError
 from tools.executor import ActionResult
 from tools.schema import openai_function
+from tools.tool_output import ToolResult, split_output
 from tools.validation import format_validation_error
 
 __all__ = ["ToolAction", "ToolRegistry", "tool", "tool_model"]
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MODEL_ATTR = "__tool_model__"
 _PARALLEL_ATTR = "__tool_parallel__"
+_SECRETS_ATTR = "__tool_fills_secrets__"
 _CONTEXT_PARAM: dict[type[BaseModel], str] = {}  # tool model -> its RunContext parameter, if any
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
@@ -125,20 +128,25 @@ def tool_model(fn: Callable[..., Any]) -> type[ToolAction] | None:
 
 
 @overload
-def tool(fn: _Function, *, name: str | None = None, parallel: bool = False) -> _Function: ...
+def tool(fn: _Function, *, name: str | None = None, parallel: bool = False,
+         fill_secrets: bool = True) -> _Function: ...
 @overload
 def tool(
-    fn: None = None, *, name: str | None = None, parallel: bool = False
+    fn: None = None, *, name: str | None = None, parallel: bool = False, fill_secrets: bool = True
 ) -> Callable[[_Function], _Function]: ...
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, parallel: bool = False) -> Any:
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, parallel: bool = False,
+         fill_secrets: bool = True) -> Any:
     """Attach a pydantic model to `fn` and return `fn` unchanged. Use as `@tool` or `@tool(name=...)`.
 
     `fn` may be `async def`. With `parallel=True`, calls of it in one reply may run at the same
-    time (threads for a plain function, the event loop for an async one)."""
+    time (threads for a plain function, the event loop for an async one). With
+    `fill_secrets=False`, a `<secret>name</secret>` in its arguments reaches it as it is, not
+    as the value (for an agent called as a tool, which fills its own)."""
 
     def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
         setattr(function, _MODEL_ATTR, _build_model(function, name))
         setattr(function, _PARALLEL_ATTR, parallel)
+        setattr(function, _SECRETS_ATTR, fill_secrets)
         return function
 
     return wrap(fn) if fn is not None else wrap
@@ -149,20 +157,6 @@ def _arguments(model: type[ToolAction]) -> list[tuple[str, str]]:
     return [(field, info.alias or field) for field, info in model.model_fields.items() if field != "action"]
 
 
-def _as_text(value: Any) -> str | None:
-    """A tool's return value as the text the model reads: JSON for data, str() for the rest."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    if isinstance(value, dict | list | tuple):
-        try:
-            return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):  # circular or non-string keys: fall back to str()
-            pass
-    return str(value)
-
-
 class ToolRegistry:
     """The registered tools, and the union of their models with the GUI actions."""
 
@@ -170,6 +164,7 @@ class ToolRegistry:
         self._tools: dict[str, tuple[Callable[..., Any], type[ToolAction]]] = {}
         self._adapter: TypeAdapter[Any] | None = None
         self._screenless: TypeAdapter[Any] | None = None
+        self._positional: dict[str, frozenset[str]] = {}  # each tool's positional-only parameters
         self.finish: type[Finish] = Finish  # replaced by a typed finish (agent.outputs)
         for fn in tools:
             self.add(fn)
@@ -199,6 +194,17 @@ class ToolRegistry:
         """Whether calls of the tool `name` may run at the same time as others (@tool(parallel=True))."""
         fn = self._tools[name][0] if name in self._tools else None
         return bool(getattr(fn, _PARALLEL_ATTR, False))
+
+    def fills_secrets(self, name: str) -> bool:
+        """Whether the tool `name` gets secrets' values for their placeholders (the default), or
+        the placeholders themselves (@tool(fill_secrets=False): an agent that has the secrets)."""
+        fn = self._tools[name][0] if name in self._tools else None
+        return bool(getattr(fn, _SECRETS_ATTR, True))
+
+    def is_async(self, name: str) -> bool:
+        """Whether the tool `name` is an `async def` function."""
+        fn = self._tools[name][0] if name in self._tools else None
+        return inspect.iscoroutinefunction(fn)
 
     @overload
     def tool(self, fn: _Function, *, name: str | None = None) -> _Function: ...
@@ -256,42 +262,39 @@ class ToolRegistry:
              ) -> ActionResult:
         """Run a tool (an async one on a new event loop). Bad arguments, `ToolRetry` and other
         exceptions in the tool come back as a failed result. `ctx` goes to a RunContext parameter."""
-        started = time.perf_counter()
-        prepared = self._prepare(action, ctx)
-        if isinstance(prepared, ActionResult):
-            return prepared
-        name, fn, args, kwargs = prepared
+        call = self._prepare(action, ctx)
+        if isinstance(call, ActionResult):
+            return call
         try:
-            output = fn(*args, **kwargs)
+            output = call.fn(*call.args, **call.kwargs)
             if inspect.isawaitable(output):
                 output = asyncio.run(_awaited(output))
         except Exception as exc:  # a tool's failure is an observation for the model, not a crash
-            return _raised(name, exc, started)
-        return _returned(output, started)
+            return call.raised(exc)
+        return call.returned(output)
 
     async def acall(self, action: ToolAction | Mapping[str, Any], ctx: RunContext[Any] | None = None,
                     ) -> ActionResult:
         """`call` on the running event loop: an async tool is awaited, a plain one runs in a thread."""
-        started = time.perf_counter()
-        prepared = self._prepare(action, ctx)
-        if isinstance(prepared, ActionResult):
-            return prepared
-        name, fn, args, kwargs = prepared
+        call = self._prepare(action, ctx)
+        if isinstance(call, ActionResult):
+            return call
         try:
-            if inspect.iscoroutinefunction(fn):
-                output = await fn(*args, **kwargs)
+            if inspect.iscoroutinefunction(call.fn):
+                output = await call.fn(*call.args, **call.kwargs)
             else:
-                output = await asyncio.to_thread(fn, *args, **kwargs)
+                output = await asyncio.to_thread(call.fn, *call.args, **call.kwargs)
                 if inspect.isawaitable(output):
                     output = await output
         except Exception as exc:
-            return _raised(name, exc, started)
-        return _returned(output, started)
+            return call.raised(exc)
+        return call.returned(output)
 
     def _prepare(
         self, action: ToolAction | Mapping[str, Any], ctx: RunContext[Any] | None
-    ) -> ActionResult | tuple[str, Callable[..., Any], list[Any], dict[str, Any]]:
-        """(name, function, args, kwargs) to run the tool, or the failed result of bad arguments."""
+    ) -> ActionResult | _Call:
+        """The call to make, or the failed result of bad arguments."""
+        started = time.perf_counter()
         if isinstance(action, Mapping):  # raw model output: validate before anything runs
             name = str(action.get("action", "?"))[:64]
             try:
@@ -309,18 +312,21 @@ class ToolRegistry:
                 action = model.model_validate(action.model_dump(by_alias=True))
             except ValidationError as exc:
                 return ActionResult.failure(f"{name}: {format_validation_error(exc, model=model)}")
-        params = inspect.signature(fn).parameters
+        if (positional := self._positional.get(name)) is None:  # inspect.signature: 30 us a call
+            positional = self._positional[name] = frozenset(
+                param.name for param in inspect.signature(fn).parameters.values()
+                if param.kind is inspect.Parameter.POSITIONAL_ONLY)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for field, param in _arguments(model):
             value = getattr(action, field)
-            if params[param].kind is inspect.Parameter.POSITIONAL_ONLY:
+            if param in positional:
                 args.append(value)
             else:
                 kwargs[param] = value
         if (context := _CONTEXT_PARAM.get(model)) is not None:
             kwargs[context] = ctx if ctx is not None else RunContext(None)
-        return name, fn, args, kwargs
+        return _Call(name, fn, args, kwargs, started)
 
     def openai_tools(self, include_gui: bool = True, *, endings: bool | None = None) -> list[dict[str, Any]]:
         """Every action as an OpenAI function-calling entry: GUI actions first, then tools.
@@ -343,14 +349,33 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _raised(name: str, exc: Exception, started: float) -> ActionResult:
-    """A tool's exception as the failed result the model reads: a ToolRetry's reason as it is."""
-    elapsed = (time.perf_counter() - started) * 1000
-    if isinstance(exc, ToolRetry):
-        return ActionResult.failure(f"{name} asks you to call again: {exc.message}", elapsed)
-    logger.debug("tool %s raised", name, exc_info=True)
-    return ActionResult.failure(f"{name} raised {type(exc).__name__}: {exc}", elapsed)
+@dataclass(frozen=True)
+class _Call:
+    """A tool call with its arguments checked, and what came of it as the model reads it."""
 
+    name: str
+    fn: Callable[..., Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    started: float  # perf_counter when the call was asked for: its elapsed_ms counts from here
 
-def _returned(output: Any, started: float) -> ActionResult:
-    return ActionResult(ok=True, output=_as_text(output), elapsed_ms=(time.perf_counter() - started) * 1000)
+    def raised(self, exc: Exception) -> ActionResult:
+        """The tool's exception as a failed result: a ToolRetry's reason as it is."""
+        if isinstance(exc, ToolRetry):
+            return ActionResult.failure(f"{self.name} asks you to call again: {exc.message}", self._elapsed())
+        logger.debug("tool %s raised", self.name, exc_info=True)
+        return ActionResult.failure(f"{self.name} raised {type(exc).__name__}: {exc}", self._elapsed())
+
+    def returned(self, output: Any) -> ActionResult:
+        """The tool's return value as its result: the text, and the images (tools.tool_output)."""
+        elapsed = self._elapsed()
+        try:
+            text, images = split_output(output)
+        except AgentError as exc:  # PNG bytes that do not decode: the tool's failure, told to the model
+            return ActionResult.failure(exc.message, elapsed)
+        if not images:
+            return ActionResult(ok=True, output=text, elapsed_ms=elapsed)
+        return ToolResult(ok=True, output=text, elapsed_ms=elapsed, images=images)
+
+    def _elapsed(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
