@@ -1,7 +1,8 @@
 """The agent: observe -> decide -> (ground) -> act -> record, one step per model call.
 
-`Agent.steps(goal)` yields each `Step` as soon as it is on disk, so callers can watch a
-run live; `Agent.run(goal)` drives it to the end and returns the `Trajectory`;
+`Agent.steps(goal)` yields each `Step` as soon as it is recorded (written to disk by the
+trajectory's writer before the next step acts), so callers can watch a run live;
+`Agent.run(goal)` drives it to the end and returns the `Trajectory`;
 `Agent.resume(run_dir)` goes on with a run that a kill, a crash or a stop cut short.
 The run ends at `finish` or `fail`; at `max_steps` (every model call counts, parsed or
 not) or `max_seconds` (checked between steps); after more than `max_retries` unusable
@@ -24,16 +25,23 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+from agent.as_tool import agent_tool, child_recorder
+from agent.critic import Critic
 from agent.grounding import ActRecord, Grounder, act
 from agent.grounding.model import ModelGrounder
-from agent.outputs import OutputSpec, finish_answer
+from agent.outputs import OutputSpec, finish_answer, recorded_answer
 from agent.parse_many import MAX_CALLS_PER_STEP
 from agent.policy import Decision, Policy
 from agent.prompts import PROMPT_VERSION
 from agent.redaction import redacting_logs
+from agent.replay.hook import write_run_script
+from agent.replay.targets import note_target
+from agent.run_limits import Limits, ended_by, failures_at_end
 from agent.runner import Runner, Start
 from agent.safety import LoopDetector, SafetyPolicy
-from agent.tool_calls import Batch, call_tool, call_tools
+from agent.selection import BestOfN, RememberedGrounder
+from agent.tool_calls import NOT_APPROVED, Batch, call_tool, call_tools
+from agent.tool_images import ToolImages
 from agent.trajectory import Outcome, Step, Trajectory
 from agent.vault import Secrets, UnknownSecret, literal_secret
 from model.base import GenerationConfig, VisionLanguageModel
@@ -71,6 +79,8 @@ class Agent(Runner[str]):
         deps: Any = None,
         output_type: Any = None,
         max_calls_per_step: int = MAX_CALLS_PER_STEP,
+        best_of: int = 1,
+        critic: Critic | None = None,
     ) -> None:
         """`secrets` maps names to values the model can type as <secret>name</secret>
         without seeing them; no value is ever written to the run directory. `safety` checks
@@ -79,7 +89,9 @@ class Agent(Runner[str]):
         targets described in words (default: the model itself, with InternVL's grounding prompt).
         `executor=None`: no screen, only `tools` (@tool functions, added to `registry`'s). `deps`:
         given to tools that take a `RunContext`. `output_type`: the type of finish's answer (a
-        pydantic model, list[...], Literal[...], a union). `max_calls_per_step`: calls per reply."""
+        pydantic model, list[...], Literal[...], a union). `max_calls_per_step`: calls per reply.
+        `best_of`: replies sampled per step, grouped and one picked (agent.selection): by votes, or by
+        `critic` (agent.critic.VLMCritic) when given."""
         super().__init__()
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -97,25 +109,34 @@ class Agent(Runner[str]):
             self.registry.add(fn)
         self.deps = deps
         self.secrets = Secrets(secrets)
+        self._tool_images = ToolImages()  # what tools returned, saved beside each step and shown after
         self.policy = Policy(model, registry=self.registry, generation=generation, surface=surface,
                              secret_names=self.secrets.names, redactor=self.secrets.redactor(),
-                             screen=executor is not None, max_calls=max_calls_per_step)
+                             screen=executor is not None, max_calls=max_calls_per_step,
+                             tool_image=lambda name: self._tool_images.load(self.trajectory, name))
         self.safety = safety if safety is not None else SafetyPolicy()
         self.confirm = confirm
         self.grounder = grounder if grounder is not None else ModelGrounder(model)
+        if best_of > 1 or critic is not None:  # the candidates' targets are found once, then acted on
+            self.grounder = RememberedGrounder(self.grounder)
+            self.policy.best_of = BestOfN(best_of, critic=critic, grounder=self.grounder)
         self.runs_dir = Path(runs_dir)
 
-    def steps(self, goal: str, *, run_id: str | None = None, start: Start | None = None) -> Iterator[Step]:
-        """`start`: where the executor was opened ({"url": ...}), kept in run.json for a resume."""
-        limits = _Limits(self.max_steps, self.max_seconds, self.max_retries)
+    as_tool = agent_tool  # agent.as_tool(name, description): this agent as a tool of another (agent.as_tool)
+
+    def steps(self, goal: str, *, run_id: str | None = None, start: Start | None = None,
+              runs_dir: Path | None = None) -> Iterator[Step]:
+        """`start`: where the executor was opened ({"url": ...}), kept in run.json for a resume.
+        `runs_dir`: where this run's directory goes, if not under the agent's `runs_dir`."""
+        limits = Limits(self.max_steps, self.max_seconds, self.max_retries)
         meta = {"kind": "agent", "model": getattr(self.model, "name", type(self.model).__name__),
                 "prompt_version": PROMPT_VERSION, **limits.record(), "secret_names": list(self.secrets.names),
                 "start": dict(start or {}), "allowed_domains": _domains(self.safety),
                 "screen": self.executor is not None}
         # The goal is recorded as the model sees it, placeholders for values: what a resume shows it.
         shown_goal = self.policy.redactor.text(goal)
-        trajectory = self._begin(Trajectory.create(self.runs_dir, goal=shown_goal, run_id=run_id, meta=meta,
-                                                   secret_values=self.secrets.values))
+        trajectory = self._begin(Trajectory.create(runs_dir or self.runs_dir, goal=shown_goal, run_id=run_id,
+                                                   meta=meta, secret_values=self.secrets.values))
         yield from self._loop(goal, trajectory, limits)
 
     def resume(self, run_dir: Path | str, *, start_url: str | None = None) -> Iterator[Step]:
@@ -130,32 +151,34 @@ class Agent(Runner[str]):
         carried over: the loop detector's count, and text typed with secret=True before the
         kill (it is redacted on disk, so the resumed run cannot redact it again)."""
         def check(record: dict[str, Any]) -> None:
-            _Limits.of(record)
+            Limits.of(record)
             if not _same_domains(record.get("allowed_domains"), _domains(self.safety)):
                 domains = record.get("allowed_domains")
                 raise AgentError(f"{run_dir} ran on the allowed domains {domains}: give this agent "
                                  f"SafetyPolicy(allowed_domains={domains!r}) to resume it")
 
         trajectory = self._resumed(run_dir, "agent", self.secrets, check)
-        limits = _Limits.of(trajectory.meta)
+        limits = Limits.of(trajectory.meta)
         allows = self.safety.allowlist.allows if self.safety.allowlist is not None else None
         executor = self.executor
         yield from self._loop(trajectory.goal, trajectory, limits, reopen=None if executor is None else
                               lambda: self._reopen(executor, trajectory, allows, start_url))
 
-    def _loop(self, goal: str, trajectory: Trajectory, limits: _Limits,
+    def _loop(self, goal: str, trajectory: Trajectory, limits: Limits,
               reopen: Callable[[], object] | None = None) -> Iterator[Step]:
         """The steps from the one after those in `trajectory` (none, unless it is resumed, when
         `reopen` first takes the executor back to where the run was)."""
         done = trajectory.steps
-        failures_in_a_row = _failures_at_end(done)
+        failures_in_a_row = failures_at_end(done)
         loops = LoopDetector(self.safety.loop_limit) if self.safety.loop_limit else None
         deadline = (time.monotonic() + limits.max_seconds - trajectory.elapsed_s
                     if limits.max_seconds is not None else None)
         # max_steps unless a step ends the run earlier; no log record of the run holds a secret
         with redacting_logs(trajectory.redactor), trajectory.running("max_steps") as end:
-            if (ended := _ended_by(done, limits)) is not None:  # a resume after the run's last step
+            if (ended := ended_by(done, limits)) is not None:  # a resume after the run's last step
                 end.outcome, end.answer = ended
+                if ended[0] == "finished" and self.output is not None:  # a typed answer: validated again
+                    end.answer = recorded_answer(self.output, done[-1], trajectory)
                 return
             if reopen is not None and len(done) < limits.max_steps:
                 reopen()
@@ -182,6 +205,8 @@ class Agent(Runner[str]):
                     end.outcome = "too_many_errors"
                     break
         log.info("run %s ended: %s after %d steps", trajectory.run_dir, end.outcome, len(trajectory))
+        if end.outcome == "finished" and self.executor is not None:  # its replay without the model
+            write_run_script(trajectory)
 
     def _step(self, index: int, goal: str, trajectory: Trajectory,
               loops: LoopDetector | None) -> tuple[Step, BaseAction | None, Outcome | None]:
@@ -191,13 +216,16 @@ class Agent(Runner[str]):
         observation = self.executor.observe() if self.executor is not None else None
         observe_ms = (time.perf_counter() - started) * 1e3
         decision = self.policy.decide(goal, observation, trajectory.steps)
-        self._context = RunContext(self.deps, trajectory.run_dir.name, index)
-        calls = None
+        trajectory.flush()  # the last step is on disk before this one acts: no kill loses an action
+        self._context = RunContext(self.deps, trajectory.run_dir.name, index, trajectory.run_dir,
+                                   child_recorder(trajectory, index))
+        calls, noted = None, note_target(self.executor, decision.action, observation)  # for compile
         if len(decision.actions) > 1:  # several calls: tools first, then the action that ends them
-            calls, attempt, action = self._batch(decision.actions, observation, trajectory, loops)
+            calls, attempt, action, results = self._batch(decision.actions, observation, trajectory, loops)
         else:
             action = decision.action
             attempt = self._attempt(action, observation, trajectory, loops) if action is not None else None
+            results = (attempt.result,) if attempt is not None else ()
         step = Step(
             index=index,
             observation=observation.metadata() if observation is not None else {},
@@ -209,6 +237,9 @@ class Agent(Runner[str]):
             grounding=(attempt.record.grounding or None) if attempt is not None else None,
             timings_ms=_timings(observe_ms, decision, attempt),
             calls=calls,
+            tool_images=self._tool_images.save(trajectory.run_dir, index, results, calls),  # on disk now
+            candidates=decision.candidates,
+            replay=noted,
         )
         step = trajectory.append(step, observation.image if observation is not None else None)
         if attempt is not None and attempt.broken is not None:
@@ -216,14 +247,18 @@ class Agent(Runner[str]):
         return step, action, attempt.ending if attempt is not None else None
 
     def _batch(self, actions: Sequence[BaseAction], observation: Observation | None, trajectory: Trajectory,
-               loops: LoopDetector | None) -> tuple[list[dict[str, Any]], _Attempt, BaseAction | None]:
+               loops: LoopDetector | None
+               ) -> tuple[list[dict[str, Any]], _Attempt, BaseAction | None, tuple[ActionResult, ...]]:
         """A reply of several calls (agent.tool_calls): (each call and its result, the step's
-        attempt, the action it records: the one that ended the batch, or the last tool call)."""
+        attempt, the action it records: the one that ended the batch, or the last tool call;
+        each tool call's result). A call no one approved ends the run, as it does alone."""
         started, batch = time.perf_counter(), Batch.of(actions)
         done = call_tools(self.registry, batch, self._context, self.secrets,
-                          lambda action: self._refusal(action, observation, None)[0])
-        calls, attempt = done.calls, _Attempt(ActRecord(done.result, None, 0.0), 0.0)
-        if batch.last is not None and done.ok:
+                          lambda action: self._refusal(action, observation, None))
+        calls, attempt = done.calls, _Attempt(ActRecord(done.result, None, 0.0), 0.0, done.ending)
+        if batch.last is not None and done.ending is not None:
+            attempt = _Attempt(ActRecord(ActionResult.failure(NOT_APPROVED), None, 0.0), 0.0, attempt.ending)
+        elif batch.last is not None and done.ok:
             attempt = self._attempt(batch.last, observation, trajectory, loops)
         elif batch.last is not None:
             attempt = _Attempt(ActRecord(ActionResult.failure(f"{done.result.error}; so {batch.last.name} "
@@ -237,7 +272,7 @@ class Agent(Runner[str]):
                                    attempt.act_ms, attempt.ending, attempt.broken)
         act_ms = (time.perf_counter() - started) * 1e3
         attempt = _Attempt(attempt.record, act_ms, attempt.ending, attempt.broken)
-        return calls, attempt, batch.last or batch.tools[-1]
+        return calls, attempt, batch.last or batch.tools[-1], done.results
 
     def _attempt(self, action: BaseAction, observation: Observation | None, trajectory: Trajectory,
                  loops: LoopDetector | None) -> _Attempt:
@@ -294,54 +329,6 @@ class Agent(Runner[str]):
 
 # What the safety policy sees of an agent with no screen: no page, so no address to check.
 _NO_SCREEN = cast(Observation, SimpleNamespace(url=None, title=None, window=None, image=None))
-
-
-@dataclass(frozen=True)
-class _Limits:
-    """What bounds a run: recorded in run.json, and what a resume goes by."""
-
-    max_steps: int
-    max_seconds: float | None
-    max_retries: int
-
-    def record(self) -> dict[str, int | float | None]:
-        return {"max_steps": self.max_steps, "max_seconds": self.max_seconds, "max_retries": self.max_retries}
-
-    @classmethod
-    def of(cls, meta: Mapping[str, Any]) -> _Limits:
-        try:
-            seconds = meta.get("max_seconds")
-            return cls(int(meta["max_steps"]), None if seconds is None else float(seconds),
-                       int(meta.get("max_retries", 3)))
-        except (KeyError, TypeError, ValueError):
-            raise AgentError("run.json records no usable limits (max_steps, max_seconds, max_retries): "
-                             "this run cannot be resumed") from None
-
-
-def _failures_at_end(steps: Sequence[Step]) -> int:
-    """Unusable replies and failed actions in a row at the end of `steps`."""
-    count = 0
-    for step in reversed(steps):
-        if step.ok:
-            break
-        count += 1
-    return count
-
-
-def _ended_by(steps: Sequence[Step], limits: _Limits) -> tuple[Outcome, str | None] | None:
-    """How the run ended at its last recorded step, if that step ended it: for a resume of a
-    run killed after its last step was written and before its end was."""
-    if not steps:
-        return None
-    last = steps[-1]
-    action = last.action or {}
-    if last.ok and action.get("action") == "finish":
-        return "finished", action.get("answer")
-    if last.ok and action.get("action") == "fail":
-        return "failed", action.get("reason")
-    if _failures_at_end(steps) > limits.max_retries:
-        return "too_many_errors", None
-    return None
 
 
 def _domains(safety: SafetyPolicy) -> list[str] | None:

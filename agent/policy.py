@@ -18,18 +18,23 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.parse_many import MAX_CALLS_PER_STEP, parse_actions
 from agent.parsing import ParseError
 from agent.prompts import step_prompt, system_prompt, tools_system_prompt
 from agent.redaction import Redactor
+from agent.selection import BestOfN, Candidate
+from agent.tool_images import shown_tool_images
 from agent.trajectory import Step
 from model.base import Completion, GenerationConfig, Message, VisionLanguageModel
 from tools.actions import GUI_ACTION_NAMES, BaseAction
 from tools.coordinates import to_model_space
 from tools.executor import Observation
 from tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 __all__ = ["HISTORY_TEXT_LIMIT", "Decision", "Policy"]
 
@@ -48,6 +53,7 @@ class Decision:
     model_ms: float
     parse_ms: float
     actions: tuple[BaseAction, ...] = ()
+    candidates: list[dict[str, Any]] | None = None  # Best-of-N: each sampled reply's record (Step.candidates)
 
 
 class Policy:
@@ -63,10 +69,14 @@ class Policy:
         redactor: Redactor | None = None,
         screen: bool = True,
         max_calls: int = MAX_CALLS_PER_STEP,
+        tool_image: Callable[[str], Image | None] | None = None,
+        best_of: BestOfN | None = None,
     ) -> None:
         """`redactor`: the secrets' values, shown to the model as their placeholders (see
         `Secrets.redactor`). With `screen=False` (an agent with no executor) the prompt holds no
-        image and lists only the tools, finish and fail. `max_calls`: calls one reply may hold."""
+        image and lists only the tools, finish and fail. `max_calls`: calls one reply may hold.
+        `tool_image`: reads back an image a tool returned, by its file name (agent.tool_images).
+        `best_of`: sample several replies and pick one (agent.selection)."""
         self.model = model
         self.registry = registry if registry is not None else ToolRegistry()
         self.generation = generation if generation is not None else GenerationConfig(max_new_tokens=256)
@@ -74,6 +84,8 @@ class Policy:
         self.redactor = redactor if redactor is not None else Redactor()
         self.screen = screen
         self.max_calls = max_calls
+        self.tool_image = tool_image
+        self.best_of = best_of
         if screen:
             self._system = system_prompt(self.registry.openai_tools(), surface=surface,
                                          secret_names=secret_names)
@@ -88,20 +100,25 @@ class Policy:
     def messages(self, goal: str, observation: Observation | None, history: Sequence[Step]) -> list[Message]:
         """The system prompt and the user turn: the screenshot (if there is a screen) and the text."""
         shown = self.redactor.text
-        lines = [_history_line(step, shown) for step in history[-self.history_limit:]]
+        window = history[-self.history_limit:]
+        lines = [_history_line(step, shown) for step in window]
+        images, lines = shown_tool_images(window, lines, self.tool_image)  # what tools returned, oldest first
         if observation is None:
             text = step_prompt(shown(goal), step=len(history) + 1, history=lines)
-            return [Message.system(self._system), Message.user(text)]
+            return [Message.system(self._system), Message.user(*images, text)]
         observation = dataclasses.replace(observation, **{  # whatever of it the prompt shows
             field: shown(value) for field in ("url", "title", "window")
             if isinstance(value := getattr(observation, field), str)})
         text = step_prompt(shown(goal), step=len(history) + 1, history=lines, url=observation.url)
-        return [Message.system(self._system), Message.user(observation.image, text)]
+        screen = ["Current screen:\n", observation.image, "\n"] if images else [observation.image]
+        return [Message.system(self._system), Message.user(*images, *screen, text)]
 
     def decide(self, goal: str, observation: Observation | None, history: Sequence[Step]) -> Decision:
         """Ask the model (`observation` None: an agent with no screen) and parse every call of its reply."""
         messages = self.messages(goal, observation, history)
         started = time.perf_counter()
+        if self.best_of is not None:
+            return self._best_of(self.best_of, goal, observation, messages, started)
         completion = self.model.generate(messages, self.generation)
         generated = time.perf_counter()
         try:
@@ -113,6 +130,26 @@ class Policy:
         model_ms, parse_ms = (generated - started) * 1e3, (parsed - generated) * 1e3
         action = actions[-1] if actions else None
         return Decision(completion.text, action, error, completion, model_ms, parse_ms, actions)
+
+    def _best_of(self, best_of: BestOfN, goal: str, observation: Observation | None,
+                 messages: list[Message], started: float) -> Decision:
+        """N sampled replies from one generate, each parsed; the one agent.selection picks decides."""
+        completion = self.model.generate(messages, best_of.sampling(self.generation))
+        generated = time.perf_counter()
+        candidates = []
+        for text in completion.candidates:
+            try:
+                candidates.append(Candidate(text, tuple(self._parse(text, observation))))
+            except ParseError as exc:
+                error = self._parse_error(text, exc.message, observation)
+                candidates.append(Candidate(text, parse_error=error))
+        parsed = time.perf_counter()
+        # grouping grounds the candidates' targets, and a critic asks its model: model time
+        picked, chosen = best_of.choose(self.redactor.text(goal), observation, candidates)
+        model_ms = (time.perf_counter() - started - (parsed - generated)) * 1e3
+        pick = chosen[picked]
+        return Decision(pick.text, pick.action, pick.parse_error, completion, model_ms,
+                        (parsed - generated) * 1e3, pick.actions, [c.record() for c in chosen])
 
     def _parse(self, text: str, observation: Observation | None) -> list[BaseAction]:
         size = observation.size if observation is not None else None

@@ -9,13 +9,22 @@ from typing import Any
 
 from tools.coordinates import MODEL_SPACE_MAX
 
-__all__ = ["GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt", "tools_system_prompt"]
+__all__ = ["CRITIC_PROMPT", "GROUNDING_PROMPT", "PROMPT_VERSION", "step_prompt", "system_prompt",
+           "tools_system_prompt"]
 
-PROMPT_VERSION = "2026-11-27.1"
+PROMPT_VERSION = "2026-12-06.2"  # the critic's prompt joins the others
 
 # InternVL's own grounding prompt; the answer is <ref>..</ref><box>[[x1, y1, x2, y2]]</box>.
 GROUNDING_PROMPT = (
     "Please provide the bounding box coordinate of the region this sentence describes: <ref>{}</ref>"
+)
+
+# Best-of-N's critic (agent/critic.py): its score is read from the logits of "Yes" and "No".
+CRITIC_PROMPT = (
+    "You check the next step of an agent that operates a computer.\n"
+    "The agent's goal: {goal}\n"
+    "Its proposed action: {action}{where}\n"
+    "Does this action move the task forward, towards the goal? Answer Yes or No."
 )
 
 _SYSTEM = """You are a GUI agent. You see a screenshot of a {surface} and act on it, one action per reply, \
@@ -36,7 +45,8 @@ The actions you can call, as JSON schemas:
 
 # With no screen: the tools, finish and fail; several calls in one reply.
 _TOOLS_SYSTEM = """You are an agent that reaches the user's goal by calling tools. There is no screen: \
-what you know comes from the goal and from what your calls returned (under "Previous steps").
+what you know comes from the goal and from what your calls returned (under "Previous steps"; an image a \
+tool returned is shown before the text, after a caption that names its step and tool).
 
 Reply with one short thought, then one or more calls, each in its own block:
 <tool_call>{{"name": "{example}", "arguments": {{...}}}}</tool_call>

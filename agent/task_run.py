@@ -124,12 +124,13 @@ class TaskRun:
 
     def __init__(self, task: Task, *, grounder: str = "dom", model: VisionLanguageModel | None = None,
                  runs_dir: Path | str = Path("runs"), secrets: Mapping[str, str] | None = None,
-                 headless: bool = True) -> None:
+                 headless: bool = True, best_of: int = 1) -> None:
         why = refusal(task, grounder=grounder, with_model=model is not None, secret_names=list(secrets or {}))
         if why is not None:
             raise TaskError(why)
         self.task, self.grounder, self.model = task, grounder, model
         self.runs_dir, self.secrets, self.headless = Path(runs_dir), dict(secrets or {}), headless
+        self.best_of = best_of  # replies sampled per step by a model's run (agent.selection)
         self.runner: Runner[Any] | None = None
         self._stack = ExitStack()
         self._started: Started | None = None
@@ -186,7 +187,7 @@ class TaskRun:
         assert self.model is not None
         safety = SafetyPolicy(allowed_domains=self.task.allowed_domains, strict=self.task.strict)
         return Agent(self.model, start.executor, max_steps=self.task.max_steps, runs_dir=self.runs_dir,
-                     secrets=self.secrets, safety=safety,
+                     secrets=self.secrets, safety=safety, best_of=self.best_of,
                      surface="web browser" if self.task.browser else "desktop")
 
 

@@ -6,9 +6,11 @@ with 2; a traceback means a bug in this program.
     app     the Typer application
     common  loading a model, opening an executor, following a run live, Ctrl-C
     run     `run` and `demo`: a model works towards a goal (or a task file's)
-    script  `script`: a task file's steps, targets in words
+    script  `script`: a task file's steps, targets in words (healing a compiled one)
+    compile `compile`: a recorded run into a script that replays without the model
     tasks   `tasks`: every task file in a folder, run and checked
     bench   `bench miniwob`: suites through the agent's own path
+    ground  `ground`: where a target in words is, on a screenshot or a page
     info    `serve`, `report` and `models`
     mcp     `mcp`: one executor offered to MCP clients as tools
 """
@@ -23,7 +25,7 @@ from tools.errors import AgentError
 
 # Each module registers its commands on `app`; `--help` lists them in import order.
 # isort: off
-from agent.cli import run, script, tasks, bench, info, mcp  # noqa: F401
+from agent.cli import run, script, compile, tasks, bench, ground, info, mcp  # noqa: F401
 # isort: on
 
 __all__ = ["DEMO_GOAL", "DEMO_PAGE", "app", "main"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -50,6 +50,9 @@ def check_runs_dir(path: Path) -> Path:
 
 RunsDir = Annotated[Path, typer.Option(help="Where trajectories are written (made if missing).",
                                        callback=check_runs_dir)]
+BaseUrl = Annotated[str | None, typer.Option(
+    help="Use a model served over an OpenAI-compatible API at this URL (e.g. http://127.0.0.1:23333/v1) "
+    "instead of loading it here; --model is then the served model's name.")]
 
 
 def secrets_from_environment(names: list[str]) -> dict[str, str]:
@@ -67,7 +70,7 @@ def secrets_from_environment(names: list[str]) -> dict[str, str]:
 
 def run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, headed: bool, runs_dir: Path,
                    base_url: str | None = None, secrets: dict[str, str] | None = None,
-                   allowed_domains: list[str] | None = None, strict: bool = False) -> None:
+                   allowed_domains: list[str] | None = None, strict: bool = False, best_of: int = 1) -> None:
     from rich.console import Console
 
     from agent.loop import Agent
@@ -87,15 +90,18 @@ def run_in_browser(goal: str, *, url: str, model_name: str, max_steps: int, head
     # The policy refuses a navigate before it runs; the browser, wherever a click or a page leads.
     with BrowserExecutor(start_url=url, headless=not headed, allowed_domains=allowed_domains,
                          strict=strict) as executor:
-        agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets, safety=safety)
+        agent = Agent(vlm, executor, max_steps=max_steps, runs_dir=runs_dir, secrets=secrets, safety=safety,
+                      best_of=best_of)
         follow(agent, agent.steps(goal, start={"url": url}), console)  # recorded, for --resume
 
 
 def run_task_live(task: Task, *, grounder: str, model: VisionLanguageModel | None, runs_dir: Path,
-                  secrets: dict[str, str], headed: bool, as_json: bool) -> None:
+                  secrets: dict[str, str], headed: bool, as_json: bool, best_of: int = 1,
+                  configure: Callable[[Runner[Any]], None] | None = None) -> None:
     """Start a task file, run its steps (or its goal, when it has none) printing each step, then
     its success checks; `as_json` prints the result as one JSON object, the last line on stdout.
-    Exits with 1 unless the task succeeded (its run finished and its checks passed)."""
+    `configure` sets up the runner before it starts. Exits with 1 unless the task succeeded (its
+    run finished and its checks passed)."""
     import json
 
     from rich.console import Console
@@ -104,8 +110,10 @@ def run_task_live(task: Task, *, grounder: str, model: VisionLanguageModel | Non
 
     console = Console(stderr=True)
     with TaskRun(task, grounder=grounder, model=model, runs_dir=runs_dir, secrets=secrets,
-                 headless=not headed) as run:
+                 headless=not headed, best_of=best_of) as run:
         assert run.runner is not None
+        if configure is not None:
+            configure(run.runner)
         follow(run.runner, run.steps(), console)
         result = run.result()
     print_task_result(result, console)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from agent.cli.app import app
-from agent.cli.common import MODEL_HELP, RunsDir, check_url, load_model, secrets_from_environment
+from agent.cli.common import MODEL_HELP, BaseUrl, RunsDir, check_url, load_model, secrets_from_environment
 from tools.errors import AgentError
 
 __all__ = ["mcp"]
@@ -41,8 +41,7 @@ def mcp(
     runs_dir: RunsDir = Path("runs"),
     model: Annotated[str | None, typer.Option(
         help=MODEL_HELP + " Offers the run_task tool, and grounds what the page's markup cannot.")] = None,
-    base_url: Annotated[str | None, typer.Option(
-        help="Use a model served over an OpenAI-compatible API at this URL.")] = None,
+    base_url: BaseUrl = None,
     http: Annotated[int | None, typer.Option(
         help="Serve streamable HTTP on this port (at /mcp) instead of stdio.", min=1, max=65535)] = None,
     host: Annotated[str, typer.Option(help="The address --http listens on.")] = "127.0.0.1",

@@ -12,6 +12,7 @@ import typer
 from agent.cli.app import app
 from agent.cli.common import (
     MODEL_HELP,
+    BaseUrl,
     RunsDir,
     check_url,
     load_model,
@@ -54,9 +55,7 @@ def run(
         min=1, help="Every model call counts as a step. Default: 15, or the task's max_steps.")] = None,
     headed: Annotated[bool, typer.Option(help="Show the browser window.")] = False,
     runs_dir: RunsDir = Path("runs"),
-    base_url: Annotated[str | None, typer.Option(
-        help="Use a model served over an OpenAI-compatible API at this URL (e.g. http://127.0.0.1:23333/v1) "
-        "instead of loading it here; --model is then the served model's name.")] = None,
+    base_url: BaseUrl = None,
     secret: Annotated[list[str] | None, typer.Option(
         help="The name of an environment variable holding a secret (a password, say): the model may "
         "type it as <secret>NAME</secret> without seeing it, and it is never written to disk. Repeatable.",
@@ -72,6 +71,10 @@ def run(
         help="Go on with the run in this directory (killed, crashed or stopped) from its next step; its "
         "goal, start and limits come from its run.json. Give --model and the same --secret names again.",
     )] = None,
+    best_of: Annotated[int, typer.Option(
+        "--best-of", min=1, max=16, help="Sample N replies at each step in one batch and act on the one "
+        "most of them agree on (grouped by where they click and what they type); 1 (default): one reply.",
+    )] = 1,
     as_json: Annotated[bool, typer.Option("--json", help=(
         "With --task: print the result as one JSON object on the last line of stdout (task, success, "
         "outcome, steps, run_dir, checks)."))] = False,
@@ -79,8 +82,9 @@ def run(
     """Run the agent on GOAL in a browser that starts at URL, or on a task file's goal (--task)."""
     secrets = secrets_from_environment(secret or [])
     if resume is not None:
-        if goal is not None or url is not None or task is not None:
-            raise AgentError("--resume goes on with a recorded run: give no GOAL, --url or --task with it")
+        if goal is not None or url is not None or task is not None or best_of != 1:
+            raise AgentError("--resume goes on with a recorded run: give no GOAL, --url, --task or --best-of "
+                             "with it")
         from agent.cli.resume import resume_run
 
         resume_run(resume, model=model, base_url=base_url, headed=headed, secrets=secrets)
@@ -93,7 +97,7 @@ def run(
             raise AgentError("--json reports a task's result and checks: give --task FILE")
         run_in_browser(goal, url=url, model_name=model, max_steps=max_steps or 15, headed=headed,
                        runs_dir=runs_dir, base_url=base_url, secrets=secrets, allowed_domains=allow_domain,
-                       strict=strict)
+                       strict=strict, best_of=best_of)
         return
     from rich.console import Console
 
@@ -102,7 +106,7 @@ def run(
     with Console(stderr=True).status(f"loading model {model}"):
         vlm = load_model(model, base_url)
     run_task_live(loaded, grounder="model", model=vlm, runs_dir=runs_dir, secrets=secrets, headed=headed,
-                  as_json=as_json)
+                  as_json=as_json, best_of=best_of)
 
 
 def _goal_task(path: Path, *, goal: str | None, url: str | None, max_steps: int | None,

@@ -111,10 +111,10 @@ def build_server(session: GuiSession, worker: Worker, *, token: str | None = Non
 
     @server.tool(name="type")
     async def type_(text: Annotated[str, Field(max_length=10_000)], target: Target = None,
-                    submit: bool = False) -> CallToolResult:
-        """Type text, clicking a target described in words first if given; `submit` presses Enter
-        after. Write a secret as <secret>name</secret>."""
-        return await act("type", text=text, target=target, submit=submit)
+                    clear: bool = False, submit: bool = False) -> CallToolResult:
+        """Type text, clicking a target described in words first if given; `clear` replaces what
+        the field holds; `submit` presses Enter after. Write a secret as <secret>name</secret>."""
+        return await act("type", text=text, target=target, clear=clear, submit=submit)
 
     @server.tool()
     async def key(keys: Annotated[list[str], Field(min_length=1, max_length=6)]) -> CallToolResult:

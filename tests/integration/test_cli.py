@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from agent.cli import DEMO_PAGE
-
-CLI = [sys.executable, "-c", "from agent.cli import main; main()"]
+from tests.helpers.cli import CLI, run_cli
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.mark.browser

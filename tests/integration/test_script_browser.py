@@ -7,9 +7,6 @@ weights that cannot be downloaded here; the CLI test uses the tiny real model.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -17,6 +14,7 @@ from agent.grounding.model import ModelGrounder
 from agent.script import Script, ScriptRunner
 from agent.trajectory import Trajectory
 from model.scripted import ScriptedModel
+from tests.helpers.cli import run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -63,15 +61,9 @@ def test_a_target_that_never_appears_fails_the_script_after_its_timeout(playgrou
     assert run["outcome"] == "failed" and run["answer"].startswith("step 1 (click)")
 
 
-def _cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-c", "from agent.cli import main; main()", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_the_cli_refuses_a_bad_script_in_one_line_before_loading_a_model(tmp_path):
     (tmp_path / "bad.yaml").write_text("steps:\n  - clik: OK\n")
-    proc = _cli("script", "bad.yaml", "--model", "internvl3-78b", cwd=tmp_path)
+    proc = run_cli("script", "bad.yaml", "--model", "internvl3-78b", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "step 1: unknown action 'clik'" in lines[0]
@@ -81,7 +73,7 @@ def test_the_cli_refuses_a_bad_script_in_one_line_before_loading_a_model(tmp_pat
 def test_the_cli_runs_a_script_with_the_tiny_model_and_exits_1_when_a_step_fails(page_server, tmp_path):
     (tmp_path / "s.yaml").write_text("timeout: 0.5\nsteps:\n  - wait: 0.1\n  - click: the Click me button\n")
     url = f"{page_server}/playground.html"
-    proc = _cli("script", "s.yaml", "--url", url, "--grounder", "model", "--model", "tiny", cwd=tmp_path)
+    proc = run_cli("script", "s.yaml", "--url", url, "--grounder", "model", "--model", "tiny", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr  # random weights answer no box: step 2 fails
     assert "failed after 2 steps" in proc.stderr and "Traceback" not in proc.stderr
     run_dir = tmp_path / proc.stdout.strip().rsplit("trajectory: ", 1)[1]
@@ -110,7 +102,7 @@ def test_the_cli_runs_a_script_with_dom_grounding_and_no_model(page_server, tmp_
     (tmp_path / "s.yaml").write_text(steps)
     url = f"{page_server}/playground.html"
     # internvl3-78b is not on this machine: the run must not try to load it.
-    proc = _cli("script", "s.yaml", "--url", url, "--grounder", "dom", "--model", "internvl3-78b",
+    proc = run_cli("script", "s.yaml", "--url", url, "--grounder", "dom", "--model", "internvl3-78b",
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "finished after 2 steps" in proc.stderr
@@ -118,6 +110,6 @@ def test_the_cli_runs_a_script_with_dom_grounding_and_no_model(page_server, tmp_
 
 def test_the_cli_refuses_dom_grounding_without_a_page(tmp_path):
     (tmp_path / "s.yaml").write_text("steps:\n  - click: OK\n")
-    proc = _cli("script", "s.yaml", "--grounder", "dom", cwd=tmp_path)
+    proc = run_cli("script", "s.yaml", "--grounder", "dom", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "the dom grounder reads web pages: ground with --grounder ocr, auto or model" in proc.stderr

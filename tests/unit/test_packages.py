@@ -34,9 +34,11 @@ MODULES = [
     "tasks.miniwob", "tasks.miniwob.catalog", "tasks.miniwob.env", "tasks.miniwob.reference",
     "agent.bench", "agent.bench.episodes", "agent.bench.instructions", "agent.bench.miniwob",
     "agent.bench.table", "agent.bench.grounding", "agent.grounding.dom_script", "tasks.grounding",
+    "agent.parallel", "agent.bench.task_files", "agent.cli.bench",
     "tasks.grounding_synth",
     "agent.mcp", "agent.mcp.session", "agent.mcp.server", "agent.cli.mcp",
     "agent.tool_calls", "agent.outputs", "agent.parse_many", "tools.context",
+    "agent.selection", "agent.critic", "model.server_logprobs",
 ]
 
 

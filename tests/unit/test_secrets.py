@@ -73,6 +73,17 @@ def test_a_secret_inside_an_action_name_leaves_the_name_and_the_outcome_alone(tm
     assert step.action == {"action": "finish", "answer": "[secret]shed"}
 
 
+def test_a_secret_inside_an_action_name_leaves_best_of_n_candidates_names_alone(tmp_path):
+    trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secret_values=["fini"])
+    candidate = {"text": "finish", "action": {"action": "finish", "answer": "finished"}, "group": 0,
+                 "score": None, "picked": True}
+    step = trajectory.append(Step(index=1, observation={}, model_text="finish", candidates=[candidate]))
+    trajectory.end("finished")
+    assert step.candidates is not None
+    assert step.candidates[0]["action"] == {"action": "finish", "answer": "[secret]shed"}
+    assert step.candidates[0]["text"] == "[secret]sh"
+
+
 def test_every_spelling_of_a_secret_is_redacted_keys_included(tmp_path):
     secret = 'pä ss"wörd&1'
     trajectory = Trajectory.create(tmp_path, goal="g", run_id="r", secret_values=[secret])
