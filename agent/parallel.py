@@ -266,7 +266,14 @@ class _LocalSlot:
         self.process: Any = None
 
     def submit(self, job: Any) -> Future[Any]:
-        future = self.pool.submit(_run_here_one, job)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            future = self.pool.submit(_run_here_one, job)
+        except BrokenProcessPool as exc:  # it died since its last result: say so the way a running job would
+            future = Future()
+            future.set_exception(exc)
+            return future
         if self.process is None:  # spawned by the first submit; kept for its exit code and to kill it
             self.process = next(iter(self.pool._processes.values()), None)  # no public way
         return future
