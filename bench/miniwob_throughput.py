@@ -6,10 +6,10 @@ enter-text, `--episodes` seeds each (0, 1, ...). Both stacks play the same episo
 seeds give the same utterances in both, and the bench checks that they do. The actions are
 the same: a click at the target's centre in the task area's coordinates, and typing.
 
-    ours, reload          run_episode() as `bench miniwob --policy reference` runs it: every
-                          episode on a fresh load of its page (our default)
-    ours, in-page         the page reset in place, as the Selenium environment resets it
-                          (MiniWoBEnv(reload=False)), reloaded only when the task changes
+    ours, reload          every episode on a fresh load of its page (MiniWoBEnv(reload=True):
+                          the model policy's default, so that no state leaks between episodes)
+    ours, in-page         the page reset in place, as the Selenium environment resets it and as
+                          `bench miniwob --policy reference` runs it; reloaded when the task changes
     ours, in-page + shot  the same, with a screenshot of the task area before each action
     selenium              gymnasium.make("miniwob/<task>-v1"): its reset and step, which
                           return a screenshot and the DOM after each action (as shipped)
