@@ -6,6 +6,7 @@ answer: the text, or a typed answer's JSON. The child run is a directory inside 
 run's, `children/<id>`; its run.json names its parent (`parent`), the parent's run.json lists
 it under `children` (with the step that called it), and the parent's report links to it. A
 child run that does not finish fails the call: the calling model reads its outcome and why.
+Stopping the calling run stops the child run too, after its step in flight.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def agent_tool(agent: Agent, name: str, description: str) -> Callable[..., str]:
         children = ctx.run_dir / "children" if ctx.run_dir is not None else None
         run_id = f"step-{ctx.step:03d}-{name}-{token_hex(3)}"
         try:
-            agent.drive(agent.steps(task, run_id=run_id, runs_dir=children))
+            for _ in agent.steps(task, run_id=run_id, runs_dir=children):
+                if ctx.stopping is not None and ctx.stopping():
+                    agent.stop()  # the calling run was stopped: so is this one, after its step
         finally:
             if (child := agent.trajectory) is not None and child is not running:
                 _link(child, ctx, name)

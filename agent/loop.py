@@ -218,7 +218,7 @@ class Agent(Runner[str]):
         decision = self.policy.decide(goal, observation, trajectory.steps)
         trajectory.flush()  # the last step is on disk before this one acts: no kill loses an action
         self._context = RunContext(self.deps, trajectory.run_dir.name, index, trajectory.run_dir,
-                                   child_recorder(trajectory, index))
+                                   child_recorder(trajectory, index), stopping=lambda: self.stopping)
         calls, noted = None, note_target(self.executor, decision.action, observation)  # for compile
         if len(decision.actions) > 1:  # several calls: tools first, then the action that ends them
             calls, attempt, action, results = self._batch(decision.actions, observation, trajectory, loops)

@@ -21,13 +21,16 @@ Deps = TypeVar("Deps")
 class RunContext(Generic[Deps]):
     """Given to a tool that asks for it: the agent's `deps`, the run's id and the step's index.
     `run_dir`: the run's directory (where a tool that runs an agent keeps the child run), and
-    `record_child`: how such a tool links the child run into the run's record (run.json)."""
+    `record_child`: how such a tool links the child run into the run's record (run.json).
+    `stopping`: whether the run was asked to stop, so that a tool that runs long (a child agent)
+    can end early."""
 
     deps: Deps
     run_id: str = ""
     step: int = 0
     run_dir: Path | None = None
     record_child: Callable[[Mapping[str, Any]], None] | None = None
+    stopping: Callable[[], bool] | None = None
 
 
 class ToolRetry(Exception):

@@ -91,6 +91,28 @@ def test_a_child_run_that_does_not_finish_fails_the_call_and_is_still_linked(tmp
     assert link["outcome"] == "failed"
 
 
+def test_stopping_the_calling_run_stops_its_child_run_after_the_childs_step(tmp_path):
+    calling: list[Agent] = []
+
+    def first(messages: Sequence[Message]) -> str:
+        calling[0].stop()  # the calling run is stopped (Ctrl-C, say) while its child works
+        return _call("thermometer", {"city": "Oslo"})
+
+    child = _weather_agent(tmp_path, [first, _call("finish", {"answer": {"city": "Oslo", "celsius": -3}})])
+    model = ScriptedModel([_call("weather", {"task": "How cold is Oslo?"}), _call("finish", {"answer": "?"})])
+    parent = Agent(model, tools=[child.as_tool("weather", "Find the temperature.")], max_steps=3,
+                   runs_dir=tmp_path)
+    calling.append(parent)
+    trajectory = parent.run("Is it freezing in Oslo?")
+
+    assert trajectory.outcome == "stopped" and len(trajectory.steps) == 1
+    assert "weather ended as stopped" in (trajectory.steps[0].result.error or "")
+    [link] = Trajectory.read_run(trajectory.run_dir)["children"]
+    assert link["outcome"] == "stopped"
+    child_steps = Trajectory.read_steps(trajectory.run_dir / link["dir"])
+    assert [step.action["action"] for step in child_steps if step.action] == ["thermometer"]
+
+
 def test_each_call_is_a_run_of_its_own_and_two_calls_in_a_reply_link_each(tmp_path):
     child = Agent(ScriptedModel([_call("finish", {"answer": "one"}), _call("finish", {"answer": "two"})]),
                   max_steps=2, runs_dir=tmp_path)
