@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from agent.grounding import Grounder, Grounding, act, grounded_points, grounding_records
 from agent.redaction import redacting_logs
@@ -48,6 +49,7 @@ from agent.vault import Secrets, UnknownSecret, literal_secret
 from tasks.spec import Task
 from tasks.steps import Expect, ExpectText, Fallback, ScriptStep, fallback_of
 from tasks.yamlfile import Source, read_yaml
+from tools.actions import Navigate
 from tools.errors import AgentError, GroundingError, TaskError
 from tools.executor import ActionResult, Executor, Observation
 
@@ -213,6 +215,11 @@ class ScriptRunner(Runner[Task]):
             if isinstance(action, Expect):
                 found = grounder.locate(observation, action.target)
                 return ActionResult(ok=True), {action.target: found}, None
+            if isinstance(action, Navigate) and not urlsplit(action.url).scheme:
+                if not observation.url:
+                    return ActionResult.failure(f"navigate {action.url!r}: a relative address needs a "
+                                                "page to go from: give a full URL"), None, None
+                action = action.model_copy(update={"url": urljoin(observation.url, action.url)})
             filled = self.secrets.fill_action(action)  # the record keeps the placeholder
             acted = act(self.executor, filled, observation, grounder)
             return acted.result, acted.found, None

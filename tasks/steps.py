@@ -7,7 +7,7 @@
     - expect_text: Account created        # passes once this text is shown (bounded wait)
     - click: {x: 640, y: 360}             # a point, in pixels of the screenshot
     - wait: 1
-    - navigate: https://example.org/      # browser only
+    - navigate: https://example.org/      # browser only; /settings.html: against the page shown
     - back:
     - click: the "Sign in" button         # a compiled step (agent/replay) also keeps its fallbacks:
       crop: login.crops/03-click.png      #   the target as it looked when recorded (beside the file)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from agent.grounding import Box
 from agent.redaction import REDACTED
@@ -76,10 +77,13 @@ def compile_run(run_dir: Path | str, out: Path | str | None = None, *,
     if not kept.steps:
         raise AgentError(f"{run_dir} has no step that worked on the screen: there is nothing to replay")
     crops = crops_folder(out)
+    header = _header(run, run_dir, out)
     builder = _Builder(run_dir, out, crops, screens, dict(variables or {}))
+    if "serve" in (header.get("start") or {}):  # served again at another port: addresses on it go relative
+        builder.served_origin = _origin(steps)
     built = [builder.step(n, step) for n, step in enumerate(kept.steps, start=1)]
     built = _waits_to_expects(built)
-    header = builder.values_to_variables(_header(run, run_dir, out))
+    header = builder.values_to_variables(header)
     comments = _comments(run_dir, len(steps), kept.dropped, builder)
     write_script(out, header=header, steps=built, comments=comments)
     return Compiled(out, len(built), kept.dropped, tuple(sorted(builder.used_variables)),
@@ -134,6 +138,7 @@ class _Builder:
         self._secret_boxes: list[Box] = []  # fields a secret went into: blanked in later crops
         self._last_box: Box | None = None
         self._ocr: Any = None
+        self.served_origin: str | None = None  # the run's served folder, as http://127.0.0.1:PORT
 
     def step(self, number: int, step: Step) -> ScriptStepOut:
         action = {k: v for k, v in (step.action or {}).items() if v is not None}
@@ -145,6 +150,8 @@ class _Builder:
             action["target"] = self._vars(target)
         if name == "type":
             action["text"] = self._typed(step, action)
+        if name == "navigate" and self.served_origin and action["url"].startswith(self.served_origin + "/"):
+            action["url"] = action["url"][len(self.served_origin):]  # /page.html, against the page shown
         out = ScriptStepOut(name, _trim(name, action))
         image = self.screens.image(step)
         if point is not None and image is not None and name in _TARGETED and target is not None:
@@ -290,6 +297,15 @@ def _header(run: dict[str, Any], run_dir: Path, out: Path) -> dict[str, Any]:
     if start.get("url"):
         header["start"] = {"url": start["url"]}
     return header
+
+
+def _origin(steps: list[Step]) -> str | None:
+    """scheme://host:port of the first page the run saw, if it saw one."""
+    for step in steps:
+        parts = urlsplit(str(step.observation.get("url") or ""))
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}"
+    return None
 
 
 def _comments(run_dir: Path, recorded: int, dropped: tuple[str, ...], builder: _Builder) -> list[str]:

@@ -19,7 +19,6 @@ from tests.helpers.cli import run_cli
 pytestmark = pytest.mark.browser
 
 
-
 def test_a_script_clicks_types_and_checks_by_description(playground, tmp_path, box_of):
     script = Script.parse({"name": "fill", "steps": [
         {"click": "the Click me button"},

@@ -149,3 +149,23 @@ def test_healed_steps_are_rewritten_in_place_with_a_comment_and_the_rest_kept(tm
     assert text.endswith("success:\n  url_matches: done\n")
     script = Script.load(path, variables={"who": "ada"})
     assert script.steps[0].target == 'the "Z" button' and script.steps[1].text == "ada"
+
+
+def test_a_navigate_on_a_served_app_is_compiled_relative_to_the_page_shown(tmp_path):
+    """A served folder gets a new port each time it is served: a recorded address on it would break."""
+    task = tmp_path / "task.yaml"
+    (tmp_path / "app").mkdir()
+    task.write_text("name: shop\nstart: {serve: app/, path: app.html}\nsteps:\n  - wait: 1\n")
+    trajectory = Trajectory.create(tmp_path / "runs", goal="g", run_id="r1",
+                                   meta={"kind": "agent", "start": {"task": str(task)}})
+    for index, url in enumerate(["http://127.0.0.1:9/settings.html?tab=2", "https://example.org/help"], 1):
+        trajectory.append(Step(index=index, observation=_observation(), model_text="...",
+                               action={"action": "navigate", "url": url}, result=ActionResult(ok=True)),
+                          _screen(shade=index))
+    trajectory.end("finished")
+
+    compiled = compile_run(trajectory.run_dir, tmp_path / "out" / "shop.yaml")
+
+    script = Script.load(compiled.path)
+    assert script.start.serve == "../app/"
+    assert [step.url for step in script.steps] == ["/settings.html?tab=2", "https://example.org/help"]
